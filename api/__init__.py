@@ -1,0 +1,1 @@
+"""The API process: FastAPI on uvicorn, serving keys popped from the Redis pool."""

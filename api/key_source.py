@@ -1,0 +1,147 @@
+"""Coalesced, bounded pops from the Redis pool.
+
+Every request that wants keys joins a queue. One pump per process pops, in a single
+`LPOP pool count` (inside the stamp-checking Lua script), exactly as many keys as the
+queued requests are missing, hands them out in arrival order, and repeats while requests
+wait. No key is held beyond the requests already waiting. On an empty pool it polls with a
+short backoff until each request's deadline; Redis errors fail the waiting requests at
+once, so every wait is bounded by EMPTY_POOL_WAIT_MS plus one Redis timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from shared.pool import KEYSPACE_EXHAUSTED, POOL_STALE, POP_SCRIPT, PoolNames
+
+log = logging.getLogger("mini_forge.api")
+
+_POLL_FIRST_SECONDS = 0.002
+_POLL_MAX_SECONDS = 0.025
+
+
+class KeysUnavailableError(Exception):
+    """No keys can be served right now; `reason` is a short machine-readable word."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(eq=False)
+class _Waiter:
+    count: int
+    deadline: float
+    future: asyncio.Future[list[str]]
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return self.count - len(self.keys)
+
+
+class KeySource:
+    """Hands out keys from the pool to concurrent requests, one Redis call per batch."""
+
+    def __init__(self, client: redis.asyncio.Redis, names: PoolNames, wait_seconds: float) -> None:
+        self._names = names
+        self._wait_seconds = wait_seconds
+        self._pop = client.register_script(POP_SCRIPT)
+        self._waiters: deque[_Waiter] = deque()
+        self._pump_task: asyncio.Task[None] | None = None
+
+    async def take(self, count: int = 1) -> list[str]:
+        """Exactly `count` distinct keys, or KeysUnavailableError within the wait bound."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(count, loop.time() + self._wait_seconds, loop.create_future())
+        self._waiters.append(waiter)
+        if self._pump_task is None:
+            self._pump_task = loop.create_task(self._pump())
+        return await waiter.future
+
+    async def _pump(self) -> None:
+        delay = _POLL_FIRST_SECONDS
+        try:
+            while self._waiters:
+                served_everyone = await self._pop_for_waiters()
+                if served_everyone:
+                    delay = _POLL_FIRST_SECONDS
+                    continue
+                self._expire_waiters()
+                if self._waiters:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _POLL_MAX_SECONDS)
+        finally:
+            self._pump_task = None
+
+    async def _pop_for_waiters(self) -> bool:
+        """One pop for every waiting request; True if all of them were served."""
+        while self._waiters and self._waiters[0].future.done():  # cancelled by its client
+            self._waiters.popleft()
+        wanted = sum(waiter.missing for waiter in self._waiters if not waiter.future.done())
+        if wanted == 0:
+            return True
+        try:
+            result = await self._pop(
+                keys=[self._names.pool, self._names.stamp, self._names.exhausted], args=[wanted]
+            )
+        except RedisError as error:
+            self._fail_all(KeysUnavailableError("redis-unavailable", f"redis error: {error}"))
+            return True
+        if result == POOL_STALE:
+            self._fail_all(
+                KeysUnavailableError(
+                    "pool-invalid",
+                    "the pool was filled in an earlier redis process (restart or failover) "
+                    "and is being replaced",
+                )
+            )
+            return True
+        if result == KEYSPACE_EXHAUSTED:
+            self._fail_all(KeysUnavailableError("keyspace-exhausted", "every key has been issued"))
+            return True
+        keys = [key.decode() for key in result]
+        self._hand_out(keys)
+        return not self._waiters
+
+    def _hand_out(self, keys: list[str]) -> None:
+        position = 0
+        while self._waiters and position < len(keys):
+            waiter = self._waiters[0]
+            if waiter.future.done():
+                self._waiters.popleft()
+                continue
+            taken = keys[position : position + waiter.missing]
+            waiter.keys.extend(taken)
+            position += len(taken)
+            if waiter.missing == 0:
+                self._waiters.popleft()
+                waiter.future.set_result(waiter.keys)
+
+    def _expire_waiters(self) -> None:
+        now = asyncio.get_running_loop().time()
+        still_waiting: deque[_Waiter] = deque()
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue
+            if waiter.deadline <= now:
+                # Keys already handed to a request that times out are dropped: a gap.
+                waiter.future.set_exception(
+                    KeysUnavailableError("pool-empty", "the key pool is empty; retry shortly")
+                )
+            else:
+                still_waiting.append(waiter)
+        self._waiters = still_waiting
+
+    def _fail_all(self, error: KeysUnavailableError) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(error)

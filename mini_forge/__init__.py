@@ -1,0 +1,1 @@
+"""The `mini-forge` command line: one entry point for every process and tool."""

@@ -1,0 +1,116 @@
+"""`mini-forge up`: the whole system on one machine, for a first run or a demo.
+
+Uses the Redis at REDIS_URL if it answers, else starts a private `redis-server`
+(persistence off) on a free port; then one refiller and N API instances on PORT, PORT+1, ...
+Ctrl-C (or SIGTERM) stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import redis
+
+from shared.settings import Settings
+
+STOP_TIMEOUT_SECONDS = 15
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        with client:
+            return bool(client.ping())
+    except (redis.RedisError, ValueError, OSError):
+        return False
+
+
+def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server that keeps nothing on disk, on a free loopback port."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"redis-server on port {port} did not start")
+        time.sleep(0.05)
+    return process, url
+
+
+def run_up(settings: Settings, api_instances: int) -> int:
+    env = dict(os.environ)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    redis_url = settings.REDIS_URL
+    if not redis_answers(redis_url):
+        if shutil.which("redis-server") is None:
+            print(
+                f"mini-forge: no Redis answers at {redis_url} and redis-server is not installed:"
+                " install it (apt-get install redis-server) or set REDIS_URL",
+                file=sys.stderr,
+            )
+            return 1
+        redis_process, redis_url = start_private_redis()
+        children.append(("redis-server", redis_process))
+        env["REDIS_URL"] = redis_url
+
+    def stop_everything(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_everything)
+    try:
+        children.append(("refiller", subprocess.Popen([sys.executable, "-m", "refiller"], env=env)))
+        ports = [settings.PORT + index for index in range(api_instances)]
+        for port in ports:
+            command = [sys.executable, "-m", "api", "--port", str(port)]
+            children.append((f"api :{port}", subprocess.Popen(command, env=env)))
+        redis_port = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs.get(
+            "port", 6379
+        )
+        print(
+            "mini-forge is up:\n"
+            + "".join(f"  curl http://{settings.HOST}:{port}/get-key\n" for port in ports)
+            + f"  watch the pool: redis-cli -p {redis_port} LLEN {settings.POOL_KEY}\n"
+            "  Ctrl-C stops everything.",
+            flush=True,
+        )
+        while True:
+            for name, child in children:
+                if child.poll() is not None:
+                    print(f"mini-forge: {name} exited with status {child.returncode}",
+                          file=sys.stderr)  # fmt: skip
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+
+
+def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """SIGTERM the services first and Redis last, then wait for each."""
+    for _name, child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()

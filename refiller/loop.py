@@ -1,0 +1,167 @@
+"""The refill loop: watch the pool, reserve ranges, encode them, push them in chunks.
+
+Below POOL_LOW_WATERMARK the refiller takes the refill lock, then reserves ranges and
+pushes their keys until the pool holds POOL_TARGET. Redis errors are retried with backoff;
+a range whose pushing cannot be finished in the Redis process it started in is abandoned
+(a gap, never a duplicate).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import redis
+
+from refiller.counter import CounterStore, KeyspaceExhaustedError, Range
+from refiller.pool_writer import PoolWriter
+from shared.codec import KeyCodec
+from shared.settings import Settings
+
+log = logging.getLogger("mini_forge.refiller")
+
+_BACKOFF_FIRST_SECONDS = 0.05
+_BACKOFF_MAX_SECONDS = 2.0
+
+
+class Backoff:
+    """Exponential backoff with jitter, reset after a success."""
+
+    def __init__(self) -> None:
+        self._delay = _BACKOFF_FIRST_SECONDS
+
+    def next_delay(self) -> float:
+        delay = self._delay
+        self._delay = min(self._delay * 2, _BACKOFF_MAX_SECONDS)
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self._delay = _BACKOFF_FIRST_SECONDS
+
+
+class Refiller:
+    """Keeps one pool between its low watermark and its target."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: CounterStore,
+        writer: PoolWriter,
+        codec: KeyCodec,
+        stop: threading.Event,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._writer = writer
+        self._codec = codec
+        self._stop = stop
+        self._exhausted = False
+        self._warned_low_keyspace = False
+
+    def run(self) -> None:
+        """Refill until `stop` is set. Raises only for errors that must end the process."""
+        backoff = Backoff()
+        redis_down = False
+        while not self._stop.is_set():
+            try:
+                self.refill_once()
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                if not redis_down:
+                    log.warning("redis unreachable, retrying with backoff: %s", error)
+                redis_down = True
+                self._stop.wait(backoff.next_delay())
+                continue
+            if redis_down:
+                log.info("redis reachable again")
+                redis_down = False
+            backoff.reset()
+            self._stop.wait(self._settings.REFILL_POLL_MS / 1000)
+
+    def refill_once(self) -> None:
+        """One look at the pool; refill it to the target if it is below the low watermark."""
+        state = self._writer.check()
+        if state.discarded:
+            log.warning(
+                "discarded a pool filled in another redis process (restart or failover)",
+                extra={"discarded_keys": state.discarded, "run_id": state.run_id},
+            )
+        if self._exhausted:
+            self._writer.mark_exhausted()
+            return
+        if state.length >= self._settings.POOL_LOW_WATERMARK or not self._writer.acquire_lock():
+            return
+        try:
+            length = state.length
+            while length < self._settings.POOL_TARGET and not self._stop.is_set():
+                pushed_length = self._reserve_and_push(state.run_id)
+                if pushed_length is None:
+                    return
+                length = pushed_length
+        finally:
+            self._writer.release_lock()
+
+    def _reserve_and_push(self, run_id: str) -> int | None:
+        """Reserve one range and push it; the pool length after, or None to stop refilling."""
+        started = time.perf_counter()
+        try:
+            reserved = self._store.reserve(self._settings.RANGE_SIZE)
+        except KeyspaceExhaustedError as error:
+            log.error("keyspace exhausted, no more ranges will be reserved: %s", error)
+            self._exhausted = True
+            self._writer.mark_exhausted()
+            return None
+        log.info(
+            "reserved range",
+            extra={
+                "start": reserved.start,
+                "end": reserved.end,
+                "took_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        self._warn_if_keyspace_low(reserved)
+        if not self._writer.claim(reserved, run_id):
+            log.warning("refill lock or redis changed before pushing; range abandoned")
+            return None
+        return self._push_range(reserved, run_id)
+
+    def _push_range(self, reserved: Range, run_id: str) -> int | None:
+        chunk_size = self._settings.PUSH_CHUNK_SIZE
+        length: int | None = None
+        for chunk_index, chunk_start in enumerate(range(reserved.start, reserved.end, chunk_size)):
+            if self._stop.is_set():
+                return None
+            chunk_end = min(chunk_start + chunk_size, reserved.end)
+            keys = self._codec.encode_range(chunk_start, chunk_end)
+            length = self._push_chunk(reserved, chunk_index, keys, run_id)
+            if length is None:
+                log.warning(
+                    "redis or the refill lock changed while pushing; rest of range abandoned",
+                    extra={"start": reserved.start, "end": reserved.end, "at": chunk_start},
+                )
+                return None
+        return length
+
+    def _push_chunk(
+        self, reserved: Range, chunk_index: int, keys: list[bytes], run_id: str
+    ) -> int | None:
+        """Push until Redis answers; a lost reply is harmless because pushes are idempotent."""
+        backoff = Backoff()
+        while True:
+            try:
+                return self._writer.push(reserved, chunk_index, keys, run_id)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                if self._stop.is_set():
+                    return None
+                log.warning("push failed, retrying the same chunk: %s", error)
+                time.sleep(backoff.next_delay())
+
+    def _warn_if_keyspace_low(self, reserved: Range) -> None:
+        left = self._codec.keyspace_size - reserved.end
+        if not self._warned_low_keyspace and left < self._codec.keyspace_size / 100:
+            self._warned_low_keyspace = True
+            log.warning(
+                "less than 1%% of the keyspace is left",
+                extra={"keys_left": left, "keyspace": self._codec.keyspace_size},
+            )

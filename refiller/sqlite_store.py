@@ -1,0 +1,173 @@
+"""The SQLite counter store: one file, any number of refiller processes on one host.
+
+Each reservation is one `BEGIN IMMEDIATE` transaction (the write lock is taken before the
+counter is read), in WAL mode with `synchronous=FULL` so a committed reservation survives a
+crash. A busy database is waited for, never an error. The schema is created only in an
+empty file, under the same write lock, so processes starting together on a fresh file all
+come up; a file that has other content is never rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from refiller.counter import (
+    CounterStoreError,
+    KeyspaceExhaustedError,
+    Range,
+    check_counter_value,
+    check_mapping,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+COUNTER_NAME = "keys"
+BUSY_TIMEOUT_MS = 5000
+_LOCKED_RETRY_SECONDS = 0.05
+
+
+def _is_locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+class SQLiteCounterStore:
+    """A counter row in a SQLite file, reserved in ranges."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, keyspace_size: int) -> None:
+        self._connection = connection
+        self._path = path
+        self._keyspace_size = keyspace_size
+
+    @classmethod
+    def open(
+        cls, database_url: str, keyspace_size: int, mapping: dict[str, str]
+    ) -> SQLiteCounterStore:
+        path = Path(database_url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise CounterStoreError(f"counter store {path}: cannot open ({error})") from None
+        store = cls(connection, path, keyspace_size)
+        try:
+            store._retry_while_locked(store._prepare)
+            store._retry_while_locked(lambda: store._pin_mapping(mapping))
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def reserve(self, size: int) -> Range:
+        if size < 1:
+            raise ValueError("a reservation takes at least one number")
+        return self._retry_while_locked(lambda: self._reserve_once(size))
+
+    def position(self) -> int:
+        return self._retry_while_locked(self._read_counter)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _prepare(self) -> None:
+        """Set the journal and create the schema, but only in an empty database."""
+        execute = self._connection.execute
+        try:
+            if execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                execute("PRAGMA journal_mode=WAL")
+            execute("PRAGMA synchronous=FULL")
+            execute("BEGIN IMMEDIATE")
+            try:
+                tables = {row[0] for row in execute("SELECT name FROM sqlite_master")}
+                if not tables:
+                    execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+                    execute("CREATE TABLE mapping (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    execute("INSERT INTO counters VALUES (?, 0)", (COUNTER_NAME,))
+                elif not {"counters", "mapping"} <= tables:
+                    missing = ", ".join(sorted({"counters", "mapping"} - tables))
+                    raise CounterStoreError(
+                        f"counter store {self._path}: table {missing} is missing; the file "
+                        "was not made by mini-forge or was damaged. It was left untouched."
+                    )
+                execute("COMMIT")
+            except BaseException:
+                execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
+                raise
+            raise self._unusable(error) from None
+        self._read_counter()
+
+    def _pin_mapping(self, mapping: dict[str, str]) -> None:
+        execute = self._connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            pinned = dict(execute("SELECT name, value FROM mapping").fetchall())
+            check_mapping(pinned, mapping, f"counter store {self._path}")
+            for name, value in mapping.items():
+                if name not in pinned:
+                    execute("INSERT INTO mapping VALUES (?, ?)", (name, value))
+            execute("COMMIT")
+        except BaseException:
+            execute("ROLLBACK")
+            raise
+
+    def _read_counter(self) -> int:
+        try:
+            row = self._connection.execute(
+                "SELECT value FROM counters WHERE name = ?", (COUNTER_NAME,)
+            ).fetchone()
+        except sqlite3.OperationalError as error:
+            if _is_locked(error):
+                raise
+            raise self._unusable(error) from None
+        except sqlite3.DatabaseError as error:
+            raise self._unusable(error) from None
+        if row is None:
+            raise CounterStoreError(
+                f"counter store {self._path}: the counter row {COUNTER_NAME!r} is missing"
+            )
+        return check_counter_value(row[0], self._keyspace_size, f"counter store {self._path}")
+
+    def _reserve_once(self, size: int) -> Range:
+        execute = self._connection.execute
+        try:
+            execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
+                raise
+            raise self._unusable(error) from None
+        try:
+            start = self._read_counter()
+            if start >= self._keyspace_size:
+                raise KeyspaceExhaustedError(
+                    f"all {self._keyspace_size} keys of the keyspace have been reserved"
+                )
+            end = min(start + size, self._keyspace_size)
+            execute("UPDATE counters SET value = ? WHERE name = ?", (end, COUNTER_NAME))
+            execute("COMMIT")
+        except BaseException:
+            execute("ROLLBACK")
+            raise
+        return Range(start, end)
+
+    def _retry_while_locked(self, operation: Callable[[], T]) -> T:
+        while True:
+            try:
+                return operation()
+            except sqlite3.OperationalError as error:
+                if not _is_locked(error):
+                    raise self._unusable(error) from None
+                log.debug("counter store busy, retrying", extra={"path": str(self._path)})
+                time.sleep(_LOCKED_RETRY_SECONDS)
+
+    def _unusable(self, error: sqlite3.Error) -> CounterStoreError:
+        return CounterStoreError(
+            f"counter store {self._path}: {error}; the file was left untouched"
+        )

@@ -1,0 +1,141 @@
+"""The key pool in Redis: its key names and the Lua scripts that read and write it.
+
+The pool is a Redis list of keys. Next to it live:
+
+- `<pool>:stamp`  the run id of the Redis process the pool was filled in. A Redis that
+  restarts from a snapshot or AOF, or a replica promoted after a failover, has another run
+  id, so a pool that may contain keys already popped is recognised and never served.
+- `<pool>:pushed:<start>:<chunk>`  a marker per pushed chunk, so a push sent again after
+  a lost reply adds nothing.
+- `<pool>:high`  the end of the highest range pushed, to detect a counter store that went
+  back in time.
+- `<pool>:lock`  the refill lock; only its holder reserves ranges and pushes.
+- `<pool>:exhausted`  set by a refiller when the counter store has no numbers left.
+
+Every script checks the stamp against the live run id inside Redis, so the check and the
+read or write it guards are one atomic step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Status codes the scripts return instead of a list of keys.
+POOL_STALE = -1
+KEYSPACE_EXHAUSTED = -2
+# Markers only need to outlive the retries of one refiller against one Redis process.
+PUSH_MARKER_TTL_SECONDS = 86_400
+# Lua's unpack() has a C-stack limit near 8000 values; push in slices below it.
+_LUA_UNPACK_SLICE = 4000
+
+_LIVE_RUN_ID = """
+local function live_run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+"""
+
+# KEYS: pool, stamp, exhausted. ARGV: count.
+# Returns a list of up to `count` keys, or POOL_STALE, or KEYSPACE_EXHAUSTED when the pool
+# is empty for good.
+POP_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+local stamp = redis.call('GET', KEYS[2])
+if stamp ~= live_run_id() then
+  if redis.call('LLEN', KEYS[1]) > 0 then return -1 end
+  return {}
+end
+local keys = redis.call('LPOP', KEYS[1], ARGV[1])
+if keys then return keys end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -2 end
+return {}
+"""
+)
+
+# KEYS: pool, stamp. Discards a pool filled in another Redis process and stamps the pool
+# with the live run id. Returns {pool length, live run id, number of keys discarded}.
+CHECK_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+local live = live_run_id()
+if redis.call('GET', KEYS[2]) ~= live then
+  local discarded = redis.call('LLEN', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], live)
+  return {0, live, discarded}
+end
+return {redis.call('LLEN', KEYS[1]), live, 0}
+"""
+)
+
+# KEYS: lock, high. ARGV: token, run id, range start, range end, lock ttl ms.
+# Claims a freshly reserved range for pushing. Returns 'ok', 'lost' (the lock or the Redis
+# process changed: abandon the range) or the recorded high mark when the range starts
+# below it (the counter store went back in time).
+CLAIM_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or live_run_id() ~= ARGV[2] then return 'lost' end
+local high = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[3]) < high then return tostring(high) end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 'ok'
+"""
+)
+
+# KEYS: pool, stamp, lock, marker. ARGV: token, run id, lock ttl ms, marker ttl s, keys...
+# Pushes one chunk at most once. Returns the pool length after the push, 0-based code
+# POOL_STALE when the lock or the Redis process changed (abandon the range).
+PUSH_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+local live = live_run_id()
+if redis.call('GET', KEYS[3]) ~= ARGV[1] or live ~= ARGV[2]
+   or redis.call('GET', KEYS[2]) ~= live then
+  return -1
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if redis.call('EXISTS', KEYS[4]) == 1 then return redis.call('LLEN', KEYS[1]) end
+local slice = """
+    + str(_LUA_UNPACK_SLICE)
+    + """
+for first = 5, #ARGV, slice do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + slice - 1, #ARGV)))
+end
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[4])
+return redis.call('LLEN', KEYS[1])
+"""
+)
+
+# KEYS: lock. ARGV: token. Releases the lock only if this refiller still holds it.
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class PoolNames:
+    """The Redis key names that belong to one pool."""
+
+    pool: str
+
+    @property
+    def stamp(self) -> str:
+        return f"{self.pool}:stamp"
+
+    @property
+    def high(self) -> str:
+        return f"{self.pool}:high"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.pool}:lock"
+
+    @property
+    def exhausted(self) -> str:
+        return f"{self.pool}:exhausted"
+
+    def push_marker(self, range_start: int, chunk_index: int) -> str:
+        return f"{self.pool}:pushed:{range_start}:{chunk_index}"
