@@ -1,0 +1,134 @@
+"""Real components for the tests: a private redis-server and mini-forge processes.
+
+`RedisServer` runs a redis-server on a free loopback port in a temporary directory, so a
+test can kill -9 it, restart it with its data, or give it persistence settings.
+`Processes` starts refillers and API instances as real subprocesses and stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(condition: object, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `condition()` until true; fail the test after `timeout` seconds."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A private redis-server; `args` are extra config, e.g. ["--appendonly", "yes"]."""
+
+    def __init__(self, directory: Path, args: Sequence[str] = (), port: int | None = None) -> None:
+        self.directory = directory
+        self.args = list(args)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+                   *self.args]  # fmt: skip
+        log = (self.directory / "redis.log").open("ab")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self.answers, 10, f"redis-server on port {self.port}")
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        """kill -9: no shutdown save, exactly like a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class Processes:
+    """mini-forge processes started by one test; `stop_all()` ends every one of them."""
+
+    def __init__(self, log_dir: Path, env: Mapping[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mini_forge.cli", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.started.append((name, process))
+        return process
+
+    def refiller(self, name: str = "refiller", **env: str) -> subprocess.Popen[bytes]:
+        return self.start(name, ["refiller"], **env)
+
+    def api(self, port: int, name: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        process = self.start(name or f"api-{port}", ["api", "--port", str(port)], **env)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 20, f"api on {port}")
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text()
+
+    def stop_all(self) -> None:
+        for _name, process in reversed(self.started):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _name, process in self.started:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
