@@ -44,7 +44,7 @@ class Settings:
     POOL_TARGET: int = 100_000
     KEY_LENGTH: int = 7
     EMPTY_POOL_WAIT_MS: int = 200
-    REDIS_TIMEOUT_MS: int = 500
+    REDIS_TIMEOUT_MS: int = 1000
     REFILL_POLL_MS: int = 50
     PUSH_CHUNK_SIZE: int = 10_000
     LOG_FORMAT: str = "text"

@@ -1,0 +1,88 @@
+"""The whole path over real processes: refillers -> redis-server -> uvicorn APIs -> HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.support import Processes, RedisServer, fetch_keys, free_port, wait_for_api, wait_until
+
+pytestmark = pytest.mark.system
+
+KEY = re.compile(r"[0-9A-Za-z]{7}")
+
+
+def test_two_refillers_three_apis_a_thousand_clients_no_duplicates(
+    processes: Processes, redis_server: RedisServer
+) -> None:
+    ports = [free_port() for _ in range(3)]
+    refillers = [processes.refiller(f"refiller-{index}") for index in range(2)]
+    apis = [processes.api(port, wait=False) for port in ports]
+    for port in ports:
+        wait_for_api(port)
+    wait_until(lambda: redis_server.client().llen("mini-forge:pool") > 0, 20, "a filled pool")
+
+    result = asyncio.run(
+        fetch_keys([f"http://127.0.0.1:{port}" for port in ports], total=100_000, clients=1000)
+    )
+
+    print(
+        f"\nsystem test: {len(result.keys)} keys, 1000 clients, {result.seconds:.1f} s, "
+        f"{len(result.keys) / result.seconds:,.0f} keys/s, "
+        f"statuses {dict(result.statuses)}, errors {dict(result.errors)}"
+    )
+    assert result.statuses == {200: 100_000}
+    assert len(set(result.keys)) == len(result.keys) == 100_000
+    assert all(KEY.fullmatch(key) for key in result.keys)
+    assert all(process.poll() is None for process in [*refillers, *apis])
+
+
+def test_empty_pool_answers_503_with_retry_after_in_time(processes: Processes) -> None:
+    port = free_port()
+    processes.api(port, EMPTY_POOL_WAIT_MS="300")
+    started = time.monotonic()
+    response = httpx.get(f"http://127.0.0.1:{port}/get-key", timeout=5)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "pool-empty"
+    assert response.json()["detail"]
+    assert 0.3 <= elapsed < 0.3 + 0.5
+
+
+def test_redis_down_answers_503_within_a_second_and_a_half(
+    processes: Processes, redis_server: RedisServer
+) -> None:
+    port = free_port()
+    processes.api(port)
+    redis_server.kill()
+    started = time.monotonic()
+    response = httpx.get(f"http://127.0.0.1:{port}/get-key", timeout=5)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "redis-unavailable"
+    assert elapsed < 1.5
+
+
+def test_healthz(processes: Processes) -> None:
+    port = free_port()
+    processes.api(port)
+    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert response.status_code == 200
+
+
+def test_get_key_body_is_exactly_the_key(processes: Processes) -> None:
+    port = free_port()
+    processes.refiller()
+    processes.api(port)
+    url = f"http://127.0.0.1:{port}/get-key"
+    wait_until(lambda: httpx.get(url, timeout=5).status_code == 200, 20, "a first key")
+    response = httpx.get(url, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert KEY.fullmatch(response.text)

@@ -1,0 +1,76 @@
+"""`mini-forge up`: the one-command start for a new user."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.system
+
+
+def up_command(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mini_forge.cli", "up", "--api-instances", "2"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing answers there
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'counter.db'}",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: Path) -> None:
+    port = free_port()
+    up = up_command(tmp_path, PORT=str(port))
+    assert up.stdout is not None
+    banner = ""
+    while "Ctrl-C" not in banner:
+        line = up.stdout.readline()
+        assert line, f"mini-forge up ended early:\n{banner}"
+        banner += line
+    assert f"curl http://127.0.0.1:{port}/get-key" in banner
+    assert f"curl http://127.0.0.1:{port + 1}/get-key" in banner
+    redis_port = re.search(r"redis-cli -p (\d+) LLEN mini-forge:pool", banner)
+    assert redis_port is not None
+
+    def key_served() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port + 1}/get-key", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(key_served, 30, "a key from the second instance")
+
+    up.send_signal(signal.SIGINT)
+    assert up.wait(30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/get-key", timeout=2)
+    result = subprocess.run(
+        ["redis-cli", "-p", redis_port.group(1), "PING"], capture_output=True, text=True
+    )
+    assert "PONG" not in result.stdout, "the private redis-server was left running"
+
+
+def test_up_without_redis_says_how_to_get_one(tmp_path: Path) -> None:
+    up = up_command(tmp_path, PATH="/nonexistent")
+    output, _ = up.communicate(timeout=30)
+    assert up.returncode == 1
+    lines = output.strip().splitlines()
+    assert len(lines) == 1
+    assert "redis-server is not installed" in lines[0]
+    assert "apt-get install redis-server" in lines[0]
