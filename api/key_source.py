@@ -70,8 +70,7 @@ class KeySource:
         delay = _POLL_FIRST_SECONDS
         try:
             while self._waiters:
-                served_everyone = await self._pop_for_waiters()
-                if served_everyone:
+                if await self._pop_for_waiters():
                     delay = _POLL_FIRST_SECONDS
                     continue
                 self._expire_waiters()
@@ -82,7 +81,10 @@ class KeySource:
             self._pump_task = None
 
     async def _pop_for_waiters(self) -> bool:
-        """One pop for every waiting request; True if all of them were served."""
+        """One pop for every waiting request; False only if the pool had too few keys.
+
+        Requests that arrive during the pop are served by the next one, at once.
+        """
         while self._waiters and self._waiters[0].future.done():  # cancelled by its client
             self._waiters.popleft()
         wanted = sum(waiter.missing for waiter in self._waiters if not waiter.future.done())
@@ -109,7 +111,7 @@ class KeySource:
             return True
         keys = [key.decode() for key in result]
         self._hand_out(keys)
-        return not self._waiters
+        return len(keys) == wanted
 
     def _hand_out(self, keys: list[str]) -> None:
         position = 0
