@@ -1,4 +1,4 @@
-"""`mini-forge <command>`: refiller, api, up.
+"""`mini-forge <command>`: refiller, api, up, loadtest, analyze.
 
 Settings are loaded and validated once, before anything starts; a user error prints one
 line and exits with status 2, never a traceback.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from refiller.counter import CounterStoreError
 from refiller.pool_writer import CounterWentBackError
@@ -30,6 +31,28 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start redis (if needed), a refiller and API instances")
     up.add_argument("--api-instances", type=int, default=2, help="API processes (default 2)")
+
+    loadtest = commands.add_parser(
+        "loadtest", help="ramp virtual users against /get-key, like k6_load_test.js"
+    )
+    loadtest.add_argument(
+        "--url", action="append", dest="urls", metavar="URL",
+        help="an API instance; repeat for several (default: 127.0.0.1 ports 8080, 8081, 8082)",
+    )  # fmt: skip
+    loadtest.add_argument(
+        "--stages", metavar="DURATION:VUS,...", help="default 30s:50,30s:1000,30s:2000,30s:0"
+    )
+    loadtest.add_argument(
+        "--scale", type=float, default=1.0,
+        help="multiply every stage's duration and VUs, e.g. 0.1 for a quick run",
+    )  # fmt: skip
+    loadtest.add_argument("--keys-file", type=Path, help="write every key received here")
+    loadtest.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
+    )
+
+    analyze = commands.add_parser("analyze", help="check a file of keys for duplicates")
+    analyze.add_argument("file", type=Path, help="one key per line, e.g. results.log")
     return parser
 
 
@@ -59,6 +82,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # These two only talk to a running system or read a file: they need no settings.
+    if args.command == "loadtest":
+        from mini_forge.loadtest import run_loadtest
+
+        return run_loadtest(args.urls, args.stages, args.scale, args.keys_file, args.timeout)
+    if args.command == "analyze":
+        from mini_forge.analyze import analyze_file
+
+        return analyze_file(args.file)
     try:
         settings = load_settings()
         return _run(args, settings)
