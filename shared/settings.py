@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +49,7 @@ class Settings:
     POOL_TARGET: int = 100_000
     KEY_LENGTH: int = 7
     KEY_ORDER: str = "scrambled"
-    KEY_SECRET: str = field(default=DEFAULT_KEY_SECRET, repr=False)
+    KEY_SECRET: str = dataclass_field(default=DEFAULT_KEY_SECRET, repr=False)
     EMPTY_POOL_WAIT_MS: int = 200
     REDIS_TIMEOUT_MS: int = 500
     REFILL_POLL_MS: int = 50
