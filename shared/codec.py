@@ -15,7 +15,7 @@ import logging
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.scramble import KeyedPermutation
+from shared.scramble import LOW_BITS, LOW_MASK, KeyedPermutation
 from shared.settings import DEFAULT_KEY_SECRET, Settings
 
 log = logging.getLogger("mini_forge.codec")
@@ -24,8 +24,12 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BASE = len(ALPHABET)
 _ALPHABET_BYTES = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)
 _DIGIT_OF = {char: value for value, char in enumerate(ALPHABET)}
-# numpy works on uint64; 62^10 < 2^64 < 62^11, so longer keys take the pure-Python path.
-_MAX_VECTOR_LENGTH = 10
+# 62^20 < 2^(2 * LOW_BITS): every number fits the (high, low) form of the vectorised code.
+MAX_KEY_LENGTH = 20
+# encode_range divides by 62 limb by limb; (61 << 30) | limb still fits in 64 bits.
+_ONE_LIMB_LENGTH = 10  # 62^10 < 2^LOW_BITS
+_LIMB_BITS = 30
+_LIMB_MASK = (1 << _LIMB_BITS) - 1
 
 
 class KeyspaceError(ValueError):
@@ -40,8 +44,8 @@ class KeyCodec:
     """
 
     def __init__(self, length: int, permutation: KeyedPermutation | None = None) -> None:
-        if length < 1:
-            raise ValueError("key length must be at least 1")
+        if not 1 <= length <= MAX_KEY_LENGTH:
+            raise ValueError(f"key length must be between 1 and {MAX_KEY_LENGTH}")
         self.length = length
         self.keyspace_size: int = BASE**length
         if permutation is not None and permutation.size != self.keyspace_size:
@@ -84,15 +88,23 @@ class KeyCodec:
             return []
         self._check_number(start)
         self._check_number(end - 1)
-        if self.length > _MAX_VECTOR_LENGTH:
-            return [self.encode(number).encode() for number in range(start, end)]
-        numbers: NDArray[np.uint64] = np.arange(start, end, dtype=np.uint64)
+        high, low = _wide_arange(start, end)
         if self.permutation is not None:
-            numbers = self.permutation.forward_array(numbers)
+            high, low = self.permutation.forward_wide(high, low)
+        # Long division by 62, one digit at a time from the right. A number below 62^10 is
+        # `low` alone; a longer one is divided as the limbs [high, 30 bits, 30 bits].
+        limbs = [low]
+        if self.length > _ONE_LIMB_LENGTH:
+            limbs = [high, low >> np.uint64(_LIMB_BITS), low & np.uint64(_LIMB_MASK)]
         digits = np.empty((end - start, self.length), dtype=np.uint8)
         for position in range(self.length - 1, -1, -1):
-            digits[:, position] = numbers % BASE
-            numbers //= BASE
+            if position + 1 == _ONE_LIMB_LENGTH and len(limbs) > 1:
+                limbs = [(limbs[1] << np.uint64(_LIMB_BITS)) | limbs[2]]  # limbs[0] is 0 now
+            limbs[0], remainder = np.divmod(limbs[0], np.uint64(BASE))
+            for index in range(1, len(limbs)):
+                shifted = (remainder << np.uint64(_LIMB_BITS)) | limbs[index]
+                limbs[index], remainder = np.divmod(shifted, np.uint64(BASE))
+            digits[:, position] = remainder
         keys: list[bytes] = _ALPHABET_BYTES[digits].view(f"S{self.length}").ravel().tolist()
         return keys
 
@@ -102,6 +114,17 @@ class KeyCodec:
                 f"number {number} is outside the keyspace [0, 62^{self.length}) of "
                 f"{self.length}-character keys"
             )
+
+
+def _wide_arange(start: int, end: int) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """The numbers [start, end) as (high, low) uint64 arrays: number = high * 2^60 + low."""
+    start_high, start_low = divmod(start, 1 << LOW_BITS)
+    low = np.arange(end - start, dtype=np.uint64)
+    low += np.uint64(start_low)
+    high = low >> np.uint64(LOW_BITS)
+    high += np.uint64(start_high)
+    low &= np.uint64(LOW_MASK)
+    return high, low
 
 
 def make_codec(settings: Settings) -> KeyCodec:

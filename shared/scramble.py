@@ -14,7 +14,8 @@ permutations. It hides the order and the volume of issued keys; it is not meant 
 anything secret from someone who can analyse many keys with cryptographic tools.
 
 The round function is the 64-bit finaliser of SplitMix64 applied to `right XOR round_key`,
-written once for Python ints and once for numpy uint64 arrays; both give the same results.
+written once for Python ints and once for numpy uint64 arrays (`forward_wide`, for numbers
+of up to 120 bits held as (high, low) pairs); both give the same results.
 Changing anything here changes the mapping of every deployed counter store (the golden
 values in the tests guard against that).
 """
@@ -29,6 +30,10 @@ from numpy.typing import NDArray
 
 ROUNDS = 8
 _MASK64 = (1 << 64) - 1
+# Vectorised code holds a number of up to 120 bits as two uint64 arrays (high, low):
+# number = high * 2^LOW_BITS + low.
+LOW_BITS = 60
+LOW_MASK = (1 << LOW_BITS) - 1
 _MIX_MULTIPLIERS = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 _MIX_SHIFTS = (30, 27, 31)
 _ROUND_KEY_LABEL = b"mini-forge feistel round keys, keyspace size %d"
@@ -56,11 +61,6 @@ class KeyedPermutation:
         digest = hmac.new(secret.encode(), _ROUND_KEY_LABEL % size, hashlib.sha512).digest()
         self._round_keys = [int.from_bytes(digest[i * 8 : i * 8 + 8], "big") for i in range(ROUNDS)]
 
-    @property
-    def fits_uint64(self) -> bool:
-        """Whether `forward_array` can be used: every intermediate value fits in 64 bits."""
-        return 2 * self._half_bits <= 64
-
     def forward(self, number: int) -> int:
         """The image of `number`, which must lie in [0, size)."""
         number = self._network(number)
@@ -75,18 +75,26 @@ class KeyedPermutation:
             number = self._inverse_network(number)
         return number
 
-    def forward_array(self, numbers: NDArray[np.uint64]) -> NDArray[np.uint64]:
-        """`forward` of every element, vectorised; needs `fits_uint64`."""
-        if not self.fits_uint64:
-            raise ValueError("forward_array needs a permutation of at most 64 bits")
-        size = np.uint64(self.size)
-        images = self._network_array(numbers)
-        walking = np.flatnonzero(images >= size)
+    def forward_wide(
+        self, high: NDArray[np.uint64], low: NDArray[np.uint64]
+    ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+        """`forward` of every number `high * 2^LOW_BITS + low`, vectorised, in the same form."""
+        if self._half_bits > LOW_BITS:
+            raise ValueError(f"forward_wide needs a permutation of at most {2 * LOW_BITS} bits")
+        half_bits = np.uint64(self._half_bits)
+        left = (low >> half_bits) | (high << np.uint64(LOW_BITS - self._half_bits))
+        right = low & np.uint64(self._half_mask)
+        left, right = self._network_array(left, right)
+        walking = np.flatnonzero(self._outside(left, right))
         while walking.size:
-            again = self._network_array(images[walking])
-            images[walking] = again
-            walking = walking[again >= size]
-        return images
+            again_left, again_right = self._network_array(left[walking], right[walking])
+            left[walking] = again_left
+            right[walking] = again_right
+            walking = walking[self._outside(again_left, again_right)]
+        # The shift drops bits past 64, which lie above LOW_BITS anyway.
+        low = ((left << half_bits) | right) & np.uint64(LOW_MASK)
+        high = left >> np.uint64(LOW_BITS - self._half_bits)
+        return high, low
 
     def _network(self, number: int) -> int:
         left, right = number >> self._half_bits, number & self._half_mask
@@ -109,11 +117,10 @@ class KeyedPermutation:
         value ^= value >> _MIX_SHIFTS[2]
         return value & self._half_mask
 
-    def _network_array(self, numbers: NDArray[np.uint64]) -> NDArray[np.uint64]:
-        half_bits = np.uint64(self._half_bits)
+    def _network_array(
+        self, left: NDArray[np.uint64], right: NDArray[np.uint64]
+    ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
         half_mask = np.uint64(self._half_mask)
-        left = numbers >> half_bits
-        right = numbers & half_mask
         for round_key in self._round_keys:
             # uint64 multiplication wraps modulo 2^64, exactly like the `& _MASK64` above.
             value = right ^ np.uint64(round_key)
@@ -125,6 +132,13 @@ class KeyedPermutation:
             value &= half_mask
             value ^= left
             left, right = right, value
-        left <<= half_bits
-        left |= right
-        return left
+        return left, right
+
+    def _outside(self, left: NDArray[np.uint64], right: NDArray[np.uint64]) -> NDArray[np.bool_]:
+        """Which numbers `left * 2^h + right` are not below `size`."""
+        size_left = np.uint64(self.size >> self._half_bits)
+        size_right = np.uint64(self.size & self._half_mask)
+        outside: NDArray[np.bool_] = (left > size_left) | (
+            (left == size_left) & (right >= size_right)
+        )
+        return outside

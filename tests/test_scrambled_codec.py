@@ -32,7 +32,7 @@ def test_exhaustive_bijection(length: int, secret: str) -> None:
 
 
 @given(
-    length=st.integers(4, 11),
+    length=st.integers(4, 20),
     secret=st.text(min_size=1, max_size=40),
     fraction=st.floats(0, 1, exclude_max=True),
 )
@@ -48,11 +48,18 @@ def test_round_trip_and_bounds(length: int, secret: str, fraction: float) -> Non
             codec.encode(outside)
 
 
-@given(length=st.integers(4, 11), start=st.integers(0, 62**4 - 50), count=st.integers(0, 50))
-def test_encode_range_matches_encode(length: int, start: int, count: int) -> None:
-    """The numpy path (L <= 10) and the pure-Python path give the same keys as `encode`."""
-    codec = scrambled(length, "range-secret")
-    for first in (start, 62**length - count):
+@given(
+    length=st.integers(1, 20),
+    fraction=st.floats(0, 1, exclude_max=True),
+    count=st.integers(0, 50),
+    order=st.sampled_from(["sequential", "scrambled"]),
+)
+def test_encode_range_matches_encode(length: int, fraction: float, count: int, order: str) -> None:
+    """The vectorised range encoder gives the same keys as the pure-Python `encode`."""
+    size = 62**length
+    count = min(count, size)
+    codec = KeyCodec(length) if order == "sequential" else scrambled(length, "range-secret")
+    for first in (0, int(fraction * (size - count)), size - count):
         numbers = range(first, first + count)
         keys = codec.encode_range(first, first + count)
         assert [key.decode() for key in keys] == [codec.encode(n) for n in numbers]
@@ -62,6 +69,11 @@ def test_encode_range_refuses_numbers_past_the_keyspace() -> None:
     codec = scrambled(2, "secret")
     with pytest.raises(KeyspaceError):
         codec.encode_range(3800, 3845)
+
+
+def test_key_lengths_past_20_are_refused() -> None:
+    with pytest.raises(ValueError, match="between 1 and 20"):
+        KeyCodec(21)
 
 
 def test_first_two_million_keys_of_length_7_are_distinct() -> None:
