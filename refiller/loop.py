@@ -162,6 +162,6 @@ class Refiller:
         if not self._warned_low_keyspace and left < self._codec.keyspace_size / 100:
             self._warned_low_keyspace = True
             log.warning(
-                "less than 1%% of the keyspace is left",
+                "less than 1% of the keyspace is left",
                 extra={"keys_left": left, "keyspace": self._codec.keyspace_size},
             )

@@ -14,7 +14,7 @@ from types import FrameType
 from refiller.counter import open_counter_store
 from refiller.loop import Refiller
 from refiller.pool_writer import PoolWriter
-from shared.codec import KeyCodec, mapping_identity
+from shared.codec import make_codec, mapping_identity
 from shared.connections import redis_client
 from shared.pool import PoolNames
 from shared.settings import Settings
@@ -33,7 +33,7 @@ def run_refiller(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    codec = KeyCodec(settings.KEY_LENGTH)
+    codec = make_codec(settings)
     store = open_counter_store(settings.DATABASE_URL, codec.keyspace_size, mapping_identity(codec))
     client = redis_client(settings)
     try:

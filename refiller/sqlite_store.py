@@ -57,7 +57,10 @@ class SQLiteCounterStore:
         store = cls(connection, path, keyspace_size)
         try:
             store._retry_while_locked(store._prepare)
+            # The mapping is checked before the counter value: after a KEY_LENGTH change the
+            # counter may lie outside the new keyspace, and the error must name the cause.
             store._retry_while_locked(lambda: store._pin_mapping(mapping))
+            store._retry_while_locked(store._read_counter)
         except BaseException:
             connection.close()
             raise
@@ -102,7 +105,6 @@ class SQLiteCounterStore:
             if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
                 raise
             raise self._unusable(error) from None
-        self._read_counter()
 
     def _pin_mapping(self, mapping: dict[str, str]) -> None:
         execute = self._connection.execute

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,10 @@ DEFAULT_CONFIG_PATH = Path("config/config.yml")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# Documented in README.md and config/config.yml; using it is allowed but logged as a warning.
+DEFAULT_KEY_SECRET = "mini-forge-default-key-secret"
+# Settings whose value is never shown in an error message or a repr.
+_SECRET_SETTINGS = {"KEY_SECRET"}
 
 
 class SettingsError(Exception):
@@ -43,6 +48,8 @@ class Settings:
     POOL_LOW_WATERMARK: int = 50_000
     POOL_TARGET: int = 100_000
     KEY_LENGTH: int = 7
+    KEY_ORDER: str = "scrambled"
+    KEY_SECRET: str = dataclass_field(default=DEFAULT_KEY_SECRET, repr=False)
     EMPTY_POOL_WAIT_MS: int = 200
     REDIS_TIMEOUT_MS: int = 1000
     REFILL_POLL_MS: int = 50
@@ -65,6 +72,14 @@ def _port(value: int) -> str | None:
 
 def _key_length(value: int) -> str | None:
     return None if 1 <= value <= 20 else "must be between 1 and 20"
+
+
+def _key_order(value: str) -> str | None:
+    return None if value in ("sequential", "scrambled") else "must be 'sequential' or 'scrambled'"
+
+
+def _key_secret(value: str) -> str | None:
+    return None if value else "must not be empty"
 
 
 def _non_negative(value: int) -> str | None:
@@ -98,6 +113,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "POOL_LOW_WATERMARK": _non_negative,
     "POOL_TARGET": _positive,
     "KEY_LENGTH": _key_length,
+    "KEY_ORDER": _key_order,
+    "KEY_SECRET": _key_secret,
     "EMPTY_POOL_WAIT_MS": _non_negative,
     "REDIS_TIMEOUT_MS": _positive,
     "REFILL_POLL_MS": _positive,
@@ -197,7 +214,8 @@ def load_settings(
         except ValueError as error:
             problem = str(error)
         if problem:
-            raise SettingsError(f"{name}={raw!s:.60} from {source}: {problem}")
+            shown = "<hidden>" if name in _SECRET_SETTINGS else f"{raw!s:.60}"
+            raise SettingsError(f"{name}={shown} from {source}: {problem}")
         values[name] = value
 
     settings = Settings(**values)  # type: ignore[arg-type]

@@ -111,12 +111,14 @@ class Processes:
     def refiller(self, name: str = "refiller", **env: str) -> subprocess.Popen[bytes]:
         return self.start(name, ["refiller"], **env)
 
-    def api(
-        self, port: int, name: str | None = None, wait: bool = True, **env: str
-    ) -> subprocess.Popen[bytes]:
-        process = self.start(name or f"api-{port}", ["api", "--port", str(port)], **env)
-        if wait:
-            wait_for_api(port)
+    def start_api(self, port: int, name: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """An API instance on `port`, without waiting for it to answer."""
+        return self.start(name or f"api-{port}", ["api", "--port", str(port)], **env)
+
+    def api(self, port: int, name: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """An API instance on `port`, once it answers /healthz."""
+        process = self.start_api(port, name, **env)
+        wait_for_api(port)
         return process
 
     def log(self, name: str) -> str:

@@ -21,7 +21,7 @@ def test_two_refillers_three_apis_a_thousand_clients_no_duplicates(
 ) -> None:
     ports = [free_port() for _ in range(3)]
     refillers = [processes.refiller(f"refiller-{index}") for index in range(2)]
-    apis = [processes.api(port, wait=False) for port in ports]
+    apis = [processes.start_api(port) for port in ports]
     for port in ports:
         wait_for_api(port)
     wait_until(lambda: redis_server.client().llen("mini-forge:pool") > 0, 20, "a filled pool")
