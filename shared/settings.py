@@ -56,11 +56,6 @@ class Settings:
     PUSH_CHUNK_SIZE: int = 10_000
     LOG_FORMAT: str = "text"
 
-    @property
-    def keyspace_size(self) -> int:
-        """How many distinct keys of KEY_LENGTH characters exist."""
-        return int(62**self.KEY_LENGTH)
-
 
 def _positive(value: int) -> str | None:
     return None if value > 0 else "must be a positive integer"
