@@ -76,7 +76,7 @@ class _Target:
             self.conninfo = make_conninfo(database_url, **defaults)
         except psycopg.Error as error:
             raise CounterStoreError(
-                f"DATABASE_URL is not a valid postgresql:// URL ({self.scrub(str(error))})"
+                f"DATABASE_URL is not a valid postgresql:// URL ({self.explain(error)})"
             ) from None
         query_password = params.get("password")
         if query_password:
