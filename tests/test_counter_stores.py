@@ -177,6 +177,14 @@ def test_a_missing_counter_row_is_refused_and_not_recreated(backend: Backend) ->
     assert backend.stored_counter() is None
 
 
+def test_a_counter_table_of_another_shape_is_refused_and_left_untouched(backend: Backend) -> None:
+    backend.open().close()
+    backend.sql(f"ALTER TABLE {backend.counter_table} RENAME COLUMN value TO amount")
+    with pytest.raises(CounterStoreError, match="left untouched"):
+        backend.open()
+    assert backend.sql(f"SELECT amount FROM {backend.counter_table}") == (0,)
+
+
 def test_stores_opened_at_once_on_an_empty_store_all_come_up(backend: Backend) -> None:
     reserved: list[Range] = []
     failures: list[BaseException] = []
