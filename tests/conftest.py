@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import postgres
-from tests.postgres import PostgresDatabase, ci_is_set, postgres_reachable
-from tests.support import Processes, RedisServer
+from tests.postgres import HOST, PORT, PostgresDatabase, postgres_reachable
+from tests.support import Processes, RedisServer, ci_is_set
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ def postgres_database() -> Iterator[PostgresDatabase]:
     Skipped when PostgreSQL is unreachable, unless CI is set: then it is an error.
     """
     if not postgres_reachable():
-        message = f"PostgreSQL at {postgres.HOST}:{postgres.PORT} is unreachable"
+        message = f"PostgreSQL at {HOST}:{PORT} is unreachable"
         if ci_is_set():
             pytest.fail(f"{message} (CI is set, so PostgreSQL tests must run)")
         pytest.skip(message)

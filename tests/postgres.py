@@ -7,7 +7,6 @@ through the URL's `options=-c search_path=...`, so tests never see each other's 
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Any
 
@@ -18,10 +17,6 @@ PORT = 5432
 # Trust auth ignores it; the tests check that it never shows up in an error or a log.
 PASSWORD = "pg-test-Pa55word"
 ADMIN_URL = f"postgresql://postgres@{HOST}:{PORT}/postgres?connect_timeout=3"
-
-
-def ci_is_set() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def postgres_reachable() -> bool:

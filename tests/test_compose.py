@@ -20,8 +20,7 @@ import yaml
 
 from mini_forge.cli import _parser
 from shared.settings import Settings
-from tests.postgres import ci_is_set
-from tests.support import ROOT
+from tests.support import ROOT, ci_is_set
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
