@@ -88,4 +88,8 @@ def open_counter_store(
         from refiller.sqlite_store import SQLiteCounterStore
 
         return SQLiteCounterStore.open(database_url, keyspace_size, mapping)
+    if scheme in ("postgresql", "postgres"):
+        from refiller.postgres_store import PostgresCounterStore
+
+        return PostgresCounterStore.open(database_url, keyspace_size, mapping)
     raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")

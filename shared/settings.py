@@ -95,7 +95,9 @@ def _database_url(value: str) -> str | None:
     if scheme == "sqlite":
         ok = value.startswith("sqlite:///") and len(value) > len("sqlite:///")
         return None if ok else "must look like sqlite:///relative/path.db or sqlite:////abs.db"
-    return "has an unknown scheme (expected sqlite:///path)"
+    if scheme in ("postgresql", "postgres"):
+        return None
+    return "has an unknown scheme (expected sqlite:///path or postgresql://...)"
 
 
 def _log_format(value: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test suite: private Redis servers and process groups."""
+"""Fixtures shared by the test suite: private Redis servers, PostgreSQL databases, processes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Processes, RedisServer
+from tests.postgres import HOST, PORT, PostgresDatabase, postgres_reachable
+from tests.support import Processes, RedisServer, ci_is_set
 
 
 @pytest.fixture
@@ -31,3 +32,25 @@ def processes(tmp_path: Path, redis_server: RedisServer) -> Iterator[Processes]:
     )
     yield group
     group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresDatabase]:
+    """This run's private PostgreSQL database, dropped at the end.
+
+    Skipped when PostgreSQL is unreachable, unless CI is set: then it is an error.
+    """
+    if not postgres_reachable():
+        message = f"PostgreSQL at {HOST}:{PORT} is unreachable"
+        if ci_is_set():
+            pytest.fail(f"{message} (CI is set, so PostgreSQL tests must run)")
+        pytest.skip(message)
+    database = PostgresDatabase.create()
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: PostgresDatabase) -> str:
+    """A DATABASE_URL (with a password in it) pointing at an empty schema of its own."""
+    return postgres_database.new_schema_url()
