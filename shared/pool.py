@@ -108,6 +108,17 @@ return redis.call('LLEN', KEYS[1])
 """
 )
 
+# KEYS: pool, stamp, exhausted. Reads without changing anything. Returns {1 if the pool was
+# filled in the live Redis process else 0, pool length, 1 if the keyspace is exhausted else 0}.
+INSPECT_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+local valid = 0
+if redis.call('GET', KEYS[2]) == live_run_id() then valid = 1 end
+return {valid, redis.call('LLEN', KEYS[1]), redis.call('EXISTS', KEYS[3])}
+"""
+)
+
 # KEYS: lock. ARGV: token. Releases the lock only if this refiller still holds it.
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -139,3 +150,17 @@ class PoolNames:
 
     def push_marker(self, range_start: int, chunk_index: int) -> str:
         return f"{self.pool}:pushed:{range_start}:{chunk_index}"
+
+
+@dataclass(frozen=True)
+class PoolReading:
+    """What INSPECT_SCRIPT saw: the pool's validity and length, and keyspace exhaustion."""
+
+    valid: bool
+    length: int
+    exhausted: bool
+
+    @classmethod
+    def from_reply(cls, reply: list[int]) -> PoolReading:
+        valid, length, exhausted = reply
+        return cls(bool(valid), int(length), bool(exhausted))

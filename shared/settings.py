@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import yaml
 from dotenv import load_dotenv
 
+from shared.redact import redact_setting
+
 DEFAULT_CONFIG_PATH = Path("config/config.yml")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = {"1", "true", "yes", "on"}
@@ -48,6 +50,9 @@ class Settings:
     REFILL_POLL_MS: int = 50
     PUSH_CHUNK_SIZE: int = 10_000
     LOG_FORMAT: str = "text"
+    ACCESS_LOG: bool = False
+    API_TOKEN: str = ""
+    METRICS_PORT: int = 0
 
     @property
     def keyspace_size(self) -> int:
@@ -65,6 +70,10 @@ def _port(value: int) -> str | None:
 
 def _key_length(value: int) -> str | None:
     return None if 1 <= value <= 20 else "must be between 1 and 20"
+
+
+def _metrics_port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be 0 (off) or a port number up to 65535"
 
 
 def _non_negative(value: int) -> str | None:
@@ -105,6 +114,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "REDIS_URL": _redis_url,
     "DATABASE_URL": _database_url,
     "LOG_FORMAT": _log_format,
+    "METRICS_PORT": _metrics_port,
 }
 
 
@@ -197,7 +207,8 @@ def load_settings(
         except ValueError as error:
             problem = str(error)
         if problem:
-            raise SettingsError(f"{name}={raw!s:.60} from {source}: {problem}")
+            shown = redact_setting(name, raw)
+            raise SettingsError(f"{name}={shown:.60} from {source}: {problem}")
         values[name] = value
 
     settings = Settings(**values)  # type: ignore[arg-type]
