@@ -11,6 +11,10 @@ The pool is a Redis list of keys. Next to it live:
   back in time.
 - `<pool>:lock`  the refill lock; only its holder reserves ranges and pushes.
 - `<pool>:exhausted`  set by a refiller when the counter store has no numbers left.
+- `<pool>:refiller:<token>`  a refiller's heartbeat (JSON, short TTL): who is alive.
+- `<pool>:last-reservation`  the last range reserved (JSON), for `mini-forge status`.
+- `<pool>:issued-samples`  recent `<unix time> <keys issued>` readings, newest first, from
+  which `mini-forge status` derives the current rate.
 
 Every script checks the stamp against the live run id inside Redis, so the check and the
 read or write it guards are one atomic step.
@@ -147,6 +151,23 @@ class PoolNames:
     @property
     def exhausted(self) -> str:
         return f"{self.pool}:exhausted"
+
+    @property
+    def last_reservation(self) -> str:
+        return f"{self.pool}:last-reservation"
+
+    @property
+    def issued_samples(self) -> str:
+        return f"{self.pool}:issued-samples"
+
+    def refiller_heartbeat(self, token: str) -> str:
+        return f"{self.pool}:refiller:{token}"
+
+    @property
+    def refiller_heartbeat_pattern(self) -> str:
+        """A SCAN pattern for every heartbeat (glob characters of the pool name escaped)."""
+        escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in self.pool)
+        return f"{escaped}:refiller:*"
 
     def push_marker(self, range_start: int, chunk_index: int) -> str:
         return f"{self.pool}:pushed:{range_start}:{chunk_index}"
