@@ -18,8 +18,13 @@ from urllib.parse import unquote
 from shared.redact import MASK, SECRET_SETTINGS, URL_SETTINGS, url_password
 from shared.settings import Settings
 
-# Attributes every LogRecord has; anything else was passed with `extra=` and is printed.
-_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed with `extra=` and is printed,
+# except uvicorn's `color_message` (the message again, with terminal colour codes).
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
