@@ -91,6 +91,7 @@ def run_up(settings: Settings, api_instances: int) -> int:
             "mini-forge is up:\n"
             + "".join(f"  curl http://{settings.HOST}:{port}/get-key\n" for port in ports)
             + f"  watch the pool: redis-cli -p {redis_port} LLEN {settings.POOL_KEY}\n"
+            + f"  status: REDIS_URL={redact_url(redis_url)} mini-forge status --watch\n"
             "  Ctrl-C stops everything.",
             flush=True,
         )
