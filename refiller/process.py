@@ -22,6 +22,7 @@ from refiller.reporting import StatusReporter
 from shared.codec import KeyCodec, mapping_identity
 from shared.connections import redis_client
 from shared.pool import PoolNames
+from shared.redact import redact_url
 from shared.settings import Settings, SettingsError
 
 log = logging.getLogger("mini_forge.refiller")
@@ -55,6 +56,8 @@ def run_refiller(settings: Settings) -> None:
         log.info(
             "refiller started",
             extra={
+                "redis": redact_url(settings.REDIS_URL),
+                "counter_store": redact_url(settings.DATABASE_URL),
                 "pool": settings.POOL_KEY,
                 "low_watermark": settings.POOL_LOW_WATERMARK,
                 "target": settings.POOL_TARGET,

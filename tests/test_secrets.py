@@ -109,6 +109,7 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
 
     logs = processes.log("refiller") + processes.log(f"api-{port}")
     assert "/get-key HTTP/1.1" in logs  # ACCESS_LOG=true gives access lines
+    assert '"redis": "redis://:***@127.0.0.1:' in logs  # the URL is logged, masked
     for line in logs.splitlines():
         json.loads(line)  # LOG_FORMAT=json: every line is one JSON object
     for text in (logs, *outputs):
