@@ -8,14 +8,10 @@ per request, so the hot path stays lean. The pool length is read from Redis at s
 
 from __future__ import annotations
 
-import os
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-
-from api.server import MULTIPROCESS_DIRECTORY_VARIABLE
 
 KEYS_SERVED = Counter("mini_forge_keys_served", "Keys handed out to requests", registry=None)
 UNAVAILABLE = Counter(
@@ -58,7 +54,8 @@ class _ScrapeTimeReadings(Collector):
 def exposition(pool_length: int | None) -> bytes:
     """The metrics in Prometheus text format; `pool_length` is None when Redis did not answer."""
     registry = CollectorRegistry()
-    if MULTIPROCESS_DIRECTORY_VARIABLE in os.environ:
+    # Ask how values are actually stored: prometheus-client chose when it was first imported.
+    if values.ValueClass is not values.MutexValue:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for metric in (KEYS_SERVED, UNAVAILABLE, POP_SECONDS):
