@@ -44,7 +44,8 @@ def run_refiller(settings: Settings) -> None:
     client = redis_client(settings)
     metrics = RefillerMetrics(codec.keyspace_size)
     try:
-        metrics.counter_at(store.position())
+        position = store.position()
+        metrics.counter_at(position)
         if settings.METRICS_PORT:
             try:
                 metrics.serve(settings.HOST, settings.METRICS_PORT)
@@ -61,7 +62,7 @@ def run_refiller(settings: Settings) -> None:
                 "pool": settings.POOL_KEY,
                 "low_watermark": settings.POOL_LOW_WATERMARK,
                 "target": settings.POOL_TARGET,
-                "position": store.position(),
+                "position": position,
                 "metrics_port": settings.METRICS_PORT,
             },
         )
