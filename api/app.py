@@ -12,11 +12,14 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.auth import TokenGuard
 from api.key_source import KeySource, KeysUnavailableError
+from api.operations import operations_router
 from shared.connections import async_redis_client
 from shared.pool import PoolNames
 from shared.settings import Settings, load_settings
@@ -38,6 +41,7 @@ class KeyService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._source: KeySource | None = None
+        self._client: redis.asyncio.Redis | None = None
 
     @property
     def source(self) -> KeySource:
@@ -45,9 +49,15 @@ class KeyService:
             raise RuntimeError("the key service is used before the app started")
         return self._source
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        if self._client is None:
+            raise RuntimeError("the key service is used before the app started")
+        return self._client
+
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        client = async_redis_client(self.settings)
+        client = self._client = async_redis_client(self.settings)
         self._source = KeySource(
             client,
             PoolNames(self.settings.POOL_KEY),
@@ -85,6 +95,7 @@ def build_fastapi(service: KeyService) -> FastAPI:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    app.include_router(operations_router(service, PoolNames(service.settings.POOL_KEY)))
     return app
 
 
@@ -128,6 +139,8 @@ class App:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app() -> App:
+def create_app() -> ASGIApp:
     """uvicorn's factory: settings come from the environment of each worker process."""
-    return App(load_settings())
+    settings = load_settings()
+    app = App(settings)
+    return TokenGuard(app, settings.API_TOKEN) if settings.API_TOKEN else app

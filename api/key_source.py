@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import redis.asyncio
 from redis.exceptions import RedisError
 
+from api import metrics
 from shared.pool import KEYSPACE_EXHAUSTED, POOL_STALE, POP_SCRIPT, PoolNames
 
 log = logging.getLogger("mini_forge.api")
@@ -90,6 +92,7 @@ class KeySource:
         wanted = sum(waiter.missing for waiter in self._waiters if not waiter.future.done())
         if wanted == 0:
             return True
+        started = time.perf_counter()
         try:
             result = await self._pop(
                 keys=[self._names.pool, self._names.stamp, self._names.exhausted], args=[wanted]
@@ -97,6 +100,8 @@ class KeySource:
         except RedisError as error:
             self._fail_all(KeysUnavailableError("redis-unavailable", f"redis error: {error}"))
             return True
+        finally:
+            metrics.POP_SECONDS.observe(time.perf_counter() - started)
         if result == POOL_STALE:
             self._fail_all(
                 KeysUnavailableError(
@@ -115,6 +120,7 @@ class KeySource:
 
     def _hand_out(self, keys: list[str]) -> None:
         position = 0
+        served = 0
         while self._waiters and position < len(keys):
             waiter = self._waiters[0]
             if waiter.future.done():
@@ -126,10 +132,13 @@ class KeySource:
             if waiter.missing == 0:
                 self._waiters.popleft()
                 waiter.future.set_result(waiter.keys)
+                served += waiter.count
+        metrics.KEYS_SERVED.inc(served)
 
     def _expire_waiters(self) -> None:
         now = asyncio.get_running_loop().time()
         still_waiting: deque[_Waiter] = deque()
+        expired = 0
         for waiter in self._waiters:
             if waiter.future.done():
                 continue
@@ -138,12 +147,18 @@ class KeySource:
                 waiter.future.set_exception(
                     KeysUnavailableError("pool-empty", "the key pool is empty; retry shortly")
                 )
+                expired += 1
             else:
                 still_waiting.append(waiter)
         self._waiters = still_waiting
+        if expired:
+            metrics.UNAVAILABLE.labels("pool-empty").inc(expired)
 
     def _fail_all(self, error: KeysUnavailableError) -> None:
+        failed = 0
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.future.done():
                 waiter.future.set_exception(error)
+                failed += 1
+        metrics.UNAVAILABLE.labels(error.reason).inc(failed)

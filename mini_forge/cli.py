@@ -1,4 +1,4 @@
-"""`mini-forge <command>`: refiller, api, up, loadtest, analyze.
+"""`mini-forge <command>`: refiller, api, up, status, loadtest, analyze.
 
 Settings are loaded and validated once, before anything starts; a user error prints one
 line and exits with status 2, never a traceback.
@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="serve keys over HTTP")
     api.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    status = commands.add_parser("status", help="show the pool, the counter and the keyspace")
+    output = status.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON for scripts")
+    output.add_argument("--watch", action="store_true", help="refresh live until Ctrl-C")
+    status.add_argument("--interval", type=float, default=1.0, help="--watch refresh seconds")
 
     up = commands.add_parser("up", help="start redis (if needed), a refiller and API instances")
     up.add_argument("--api-instances", type=int, default=2, help="API processes (default 2)")
@@ -73,6 +79,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if not 1 <= port <= 65535:
             raise SettingsError(f"--port={port}: must be a port number between 1 and 65535")
         run_api(settings, port, args.workers)
+    elif args.command == "status":
+        from mini_forge.status import run_status
+
+        if args.interval <= 0:
+            raise SettingsError(f"--interval={args.interval}: must be positive")
+        return run_status(settings, as_json=args.json, watch=args.watch, interval=args.interval)
     elif args.command == "up":
         from mini_forge.up import run_up
 

@@ -18,6 +18,7 @@ from types import FrameType
 
 import redis
 
+from shared.redact import redact_url
 from shared.settings import Settings
 
 STOP_TIMEOUT_SECONDS = 15
@@ -63,7 +64,8 @@ def run_up(settings: Settings, api_instances: int) -> int:
     if not redis_answers(redis_url):
         if shutil.which("redis-server") is None:
             print(
-                f"mini-forge: no Redis answers at {redis_url} and redis-server is not installed:"
+                f"mini-forge: no Redis answers at {redact_url(redis_url)} and redis-server is"
+                " not installed:"
                 " install it (apt-get install redis-server) or set REDIS_URL",
                 file=sys.stderr,
             )
@@ -89,6 +91,7 @@ def run_up(settings: Settings, api_instances: int) -> int:
             "mini-forge is up:\n"
             + "".join(f"  curl http://{settings.HOST}:{port}/get-key\n" for port in ports)
             + f"  watch the pool: redis-cli -p {redis_port} LLEN {settings.POOL_KEY}\n"
+            + f"  status: REDIS_URL={redact_url(redis_url)} mini-forge status --watch\n"
             "  Ctrl-C stops everything.",
             flush=True,
         )

@@ -37,6 +37,14 @@ class Range:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class CounterReading:
+    """The counter as `mini-forge status` sees it: the next number, and the pinned key length."""
+
+    position: int
+    key_length: int
+
+
 class CounterStore(Protocol):
     def reserve(self, size: int) -> Range:
         """Take the next `size` numbers (fewer at the end of the keyspace)."""
@@ -92,4 +100,14 @@ def open_counter_store(
         from refiller.postgres_store import PostgresCounterStore
 
         return PostgresCounterStore.open(database_url, keyspace_size, mapping)
+    raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")
+
+
+def read_counter(database_url: str) -> CounterReading:
+    """Read the counter store that DATABASE_URL names without creating or changing anything."""
+    scheme = urlsplit(database_url).scheme
+    if scheme == "sqlite":
+        from refiller.sqlite_store import read_sqlite_counter
+
+        return read_sqlite_counter(database_url)
     raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")

@@ -16,7 +16,9 @@ import time
 import redis
 
 from refiller.counter import CounterStore, KeyspaceExhaustedError, Range
+from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
+from refiller.reporting import StatusReporter
 from shared.codec import KeyCodec
 from shared.settings import Settings
 
@@ -51,12 +53,17 @@ class Refiller:
         writer: PoolWriter,
         codec: KeyCodec,
         stop: threading.Event,
+        *,
+        metrics: RefillerMetrics,
+        reporter: StatusReporter,
     ) -> None:
         self._settings = settings
         self._store = store
         self._writer = writer
         self._codec = codec
         self._stop = stop
+        self._metrics = metrics
+        self._reporter = reporter
         self._exhausted = False
         self._warned_low_keyspace = False
 
@@ -87,6 +94,8 @@ class Refiller:
                 "discarded a pool filled in another redis process (restart or failover)",
                 extra={"discarded_keys": state.discarded, "run_id": state.run_id},
             )
+        self._metrics.pool_length = state.length
+        self._reporter.tick(state.length, self._store.position)
         if self._exhausted:
             self._writer.mark_exhausted()
             return
@@ -112,14 +121,17 @@ class Refiller:
             self._exhausted = True
             self._writer.mark_exhausted()
             return None
+        took_seconds = time.perf_counter() - started
         log.info(
             "reserved range",
             extra={
                 "start": reserved.start,
                 "end": reserved.end,
-                "took_ms": round((time.perf_counter() - started) * 1000, 2),
+                "took_ms": round(took_seconds * 1000, 2),
             },
         )
+        self._metrics.reserved(reserved, took_seconds)
+        self._reporter.reserved(reserved, took_seconds)
         self._warn_if_keyspace_low(reserved)
         if not self._writer.claim(reserved, run_id):
             log.warning("refill lock or redis changed before pushing; range abandoned")
@@ -135,7 +147,9 @@ class Refiller:
             chunk_end = min(chunk_start + chunk_size, reserved.end)
             keys = self._codec.encode_range(chunk_start, chunk_end)
             length = self._push_chunk(reserved, chunk_index, keys, run_id)
-            if length is None:
+            if length is not None:
+                self._metrics.pushed(len(keys), length)
+            else:
                 log.warning(
                     "redis or the refill lock changed while pushing; rest of range abandoned",
                     extra={"start": reserved.start, "end": reserved.end, "at": chunk_start},

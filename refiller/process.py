@@ -6,18 +6,24 @@ exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 from types import FrameType
 
+import redis
+
 from refiller.counter import open_counter_store
 from refiller.loop import Refiller
+from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
+from refiller.reporting import StatusReporter
 from shared.codec import make_codec, mapping_identity
 from shared.connections import redis_client
 from shared.pool import PoolNames
-from shared.settings import Settings
+from shared.redact import redact_url
+from shared.settings import Settings, SettingsError
 
 log = logging.getLogger("mini_forge.refiller")
 
@@ -36,18 +42,45 @@ def run_refiller(settings: Settings) -> None:
     codec = make_codec(settings)
     store = open_counter_store(settings.DATABASE_URL, codec.keyspace_size, mapping_identity(codec))
     client = redis_client(settings)
+    metrics = RefillerMetrics(codec.keyspace_size)
     try:
+        position = store.position()
+        metrics.counter_at(position)
+        if settings.METRICS_PORT:
+            try:
+                metrics.serve(settings.HOST, settings.METRICS_PORT)
+            except OSError as error:
+                raise SettingsError(
+                    f"METRICS_PORT={settings.METRICS_PORT}: cannot listen on "
+                    f"{settings.HOST} ({error.strerror})"
+                ) from None
         log.info(
             "refiller started",
             extra={
+                "redis": redact_url(settings.REDIS_URL),
+                "counter_store": redact_url(settings.DATABASE_URL),
                 "pool": settings.POOL_KEY,
                 "low_watermark": settings.POOL_LOW_WATERMARK,
                 "target": settings.POOL_TARGET,
-                "position": store.position(),
+                "position": position,
+                "metrics_port": settings.METRICS_PORT,
             },
         )
-        writer = PoolWriter(client, PoolNames(settings.POOL_KEY))
-        Refiller(settings, store, writer, codec, stop).run()
+        names = PoolNames(settings.POOL_KEY)
+        writer = PoolWriter(client, names)
+        reporter = StatusReporter(
+            client,
+            names,
+            writer.token,
+            {
+                "low_watermark": settings.POOL_LOW_WATERMARK,
+                "target": settings.POOL_TARGET,
+                "range_size": settings.RANGE_SIZE,
+            },
+        )
+        Refiller(settings, store, writer, codec, stop, metrics=metrics, reporter=reporter).run()
+        with contextlib.suppress(redis.RedisError):
+            reporter.stopped()
         log.info("refiller stopped")
     finally:
         client.close()

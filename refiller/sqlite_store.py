@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from refiller.counter import (
+    CounterReading,
     CounterStoreError,
     KeyspaceExhaustedError,
     Range,
     check_counter_value,
     check_mapping,
 )
+from shared.codec import KeyCodec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -173,3 +175,27 @@ class SQLiteCounterStore:
         return CounterStoreError(
             f"counter store {self._path}: {error}; the file was left untouched"
         )
+
+
+def read_sqlite_counter(database_url: str) -> CounterReading:
+    """The counter's position and pinned key length, through a read-only connection."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise CounterStoreError(f"counter store {path}: no such file (no range reserved yet?)")
+    try:
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as error:
+        raise CounterStoreError(f"counter store {path}: cannot open ({error})") from None
+    try:
+        row = connection.execute("SELECT value FROM mapping WHERE name = 'KEY_LENGTH'").fetchone()
+        key_length = int(row[0]) if row is not None and str(row[0]).isdigit() else 0
+        if key_length < 1:
+            raise CounterStoreError(f"counter store {path}: no valid pinned KEY_LENGTH")
+        store = SQLiteCounterStore(connection, path, KeyCodec(key_length).keyspace_size)
+        return CounterReading(store.position(), key_length)
+    except sqlite3.DatabaseError as error:
+        raise CounterStoreError(f"counter store {path}: {error}") from None
+    finally:
+        connection.close()

@@ -11,6 +11,10 @@ The pool is a Redis list of keys. Next to it live:
   back in time.
 - `<pool>:lock`  the refill lock; only its holder reserves ranges and pushes.
 - `<pool>:exhausted`  set by a refiller when the counter store has no numbers left.
+- `<pool>:refiller:<token>`  a refiller's heartbeat (JSON, short TTL): who is alive.
+- `<pool>:last-reservation`  the last range reserved (JSON), for `mini-forge status`.
+- `<pool>:issued-samples`  recent `<unix time> <keys issued>` readings, newest first, from
+  which `mini-forge status` derives the current rate.
 
 Every script checks the stamp against the live run id inside Redis, so the check and the
 read or write it guards are one atomic step.
@@ -108,6 +112,17 @@ return redis.call('LLEN', KEYS[1])
 """
 )
 
+# KEYS: pool, stamp, exhausted. Reads without changing anything. Returns {1 if the pool was
+# filled in the live Redis process else 0, pool length, 1 if the keyspace is exhausted else 0}.
+INSPECT_SCRIPT = (
+    _LIVE_RUN_ID
+    + """
+local valid = 0
+if redis.call('GET', KEYS[2]) == live_run_id() then valid = 1 end
+return {valid, redis.call('LLEN', KEYS[1]), redis.call('EXISTS', KEYS[3])}
+"""
+)
+
 # KEYS: lock. ARGV: token. Releases the lock only if this refiller still holds it.
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -137,5 +152,36 @@ class PoolNames:
     def exhausted(self) -> str:
         return f"{self.pool}:exhausted"
 
+    @property
+    def last_reservation(self) -> str:
+        return f"{self.pool}:last-reservation"
+
+    @property
+    def issued_samples(self) -> str:
+        return f"{self.pool}:issued-samples"
+
+    def refiller_heartbeat(self, token: str) -> str:
+        return f"{self.pool}:refiller:{token}"
+
+    @property
+    def refiller_heartbeat_pattern(self) -> str:
+        """A SCAN pattern for every heartbeat (glob characters of the pool name escaped)."""
+        escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in self.pool)
+        return f"{escaped}:refiller:*"
+
     def push_marker(self, range_start: int, chunk_index: int) -> str:
         return f"{self.pool}:pushed:{range_start}:{chunk_index}"
+
+
+@dataclass(frozen=True)
+class PoolReading:
+    """What INSPECT_SCRIPT saw: the pool's validity and length, and keyspace exhaustion."""
+
+    valid: bool
+    length: int
+    exhausted: bool
+
+    @classmethod
+    def from_reply(cls, reply: list[int]) -> PoolReading:
+        valid, length, exhausted = reply
+        return cls(bool(valid), int(length), bool(exhausted))

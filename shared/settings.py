@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 import yaml
 from dotenv import load_dotenv
 
+from shared.redact import redact_setting
+
 DEFAULT_CONFIG_PATH = Path("config/config.yml")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # Documented in README.md and config/config.yml; using it is allowed but logged as a warning.
 DEFAULT_KEY_SECRET = "mini-forge-default-key-secret"
-# Settings whose value is never shown in an error message or a repr.
-_SECRET_SETTINGS = {"KEY_SECRET"}
 
 
 class SettingsError(Exception):
@@ -55,6 +55,9 @@ class Settings:
     REFILL_POLL_MS: int = 50
     PUSH_CHUNK_SIZE: int = 10_000
     LOG_FORMAT: str = "text"
+    ACCESS_LOG: bool = False
+    API_TOKEN: str = dataclass_field(default="", repr=False)
+    METRICS_PORT: int = 0
 
 
 def _positive(value: int) -> str | None:
@@ -75,6 +78,10 @@ def _key_order(value: str) -> str | None:
 
 def _key_secret(value: str) -> str | None:
     return None if value else "must not be empty"
+
+
+def _metrics_port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be 0 (off) or a port number up to 65535"
 
 
 def _non_negative(value: int) -> str | None:
@@ -119,6 +126,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "REDIS_URL": _redis_url,
     "DATABASE_URL": _database_url,
     "LOG_FORMAT": _log_format,
+    "METRICS_PORT": _metrics_port,
 }
 
 
@@ -211,8 +219,8 @@ def load_settings(
         except ValueError as error:
             problem = str(error)
         if problem:
-            shown = "<hidden>" if name in _SECRET_SETTINGS else f"{raw!s:.60}"
-            raise SettingsError(f"{name}={shown} from {source}: {problem}")
+            shown = redact_setting(name, raw)
+            raise SettingsError(f"{name}={shown:.60} from {source}: {problem}")
         values[name] = value
 
     settings = Settings(**values)  # type: ignore[arg-type]

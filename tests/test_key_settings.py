@@ -32,7 +32,7 @@ def test_an_empty_secret_is_refused_without_showing_the_value(tmp_path: Path) ->
     config.write_text("KEY_SECRET: ''\n")
     with pytest.raises(SettingsError) as error:
         load_settings({"CONFIG_PATH": str(config)})
-    expected = f"KEY_SECRET=<hidden> from {config} key KEY_SECRET: must not be empty"
+    expected = f"KEY_SECRET=*** from {config} key KEY_SECRET: must not be empty"
     assert str(error.value) == expected
 
 
