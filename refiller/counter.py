@@ -103,6 +103,14 @@ def open_counter_store(
     raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")
 
 
+def pinned_key_length(value: object, where: str) -> int:
+    """The KEY_LENGTH pinned in a counter store's mapping table, checked."""
+    key_length = int(str(value)) if value is not None and str(value).isdigit() else 0
+    if key_length < 1:
+        raise CounterStoreError(f"{where}: no valid pinned KEY_LENGTH")
+    return key_length
+
+
 def read_counter(database_url: str) -> CounterReading:
     """Read the counter store that DATABASE_URL names without creating or changing anything."""
     scheme = urlsplit(database_url).scheme
@@ -110,4 +118,8 @@ def read_counter(database_url: str) -> CounterReading:
         from refiller.sqlite_store import read_sqlite_counter
 
         return read_sqlite_counter(database_url)
+    if scheme in ("postgresql", "postgres"):
+        from refiller.postgres_store import read_postgres_counter
+
+        return read_postgres_counter(database_url)
     raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")

@@ -25,13 +25,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from refiller.counter import (
+    CounterReading,
     CounterStoreError,
     KeyspaceExhaustedError,
     Range,
     check_counter_value,
     check_mapping,
+    pinned_key_length,
 )
 from refiller.loop import Backoff
+from shared.codec import KeyCodec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -232,3 +235,19 @@ class PostgresCounterStore:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self._target.conninfo, autocommit=True)
         return self._connection
+
+
+def read_postgres_counter(database_url: str) -> CounterReading:
+    """The counter's position and pinned key length, in a read-only transaction."""
+    target = _Target(database_url)
+    try:
+        with psycopg.connect(target.conninfo) as connection:
+            connection.read_only = True
+            row = connection.execute(
+                "SELECT value FROM mini_forge_mapping WHERE name = 'KEY_LENGTH'"
+            ).fetchone()
+            key_length = pinned_key_length(row and row[0], target.description)
+            store = PostgresCounterStore(target, KeyCodec(key_length).keyspace_size)
+            return CounterReading(store._read_counter(connection), key_length)
+    except psycopg.Error as error:
+        raise CounterStoreError(f"{target.description}: {target.explain(error)}") from None

@@ -23,6 +23,7 @@ from refiller.counter import (
     Range,
     check_counter_value,
     check_mapping,
+    pinned_key_length,
 )
 from shared.codec import KeyCodec
 
@@ -190,9 +191,7 @@ def read_sqlite_counter(database_url: str) -> CounterReading:
         raise CounterStoreError(f"counter store {path}: cannot open ({error})") from None
     try:
         row = connection.execute("SELECT value FROM mapping WHERE name = 'KEY_LENGTH'").fetchone()
-        key_length = int(row[0]) if row is not None and str(row[0]).isdigit() else 0
-        if key_length < 1:
-            raise CounterStoreError(f"counter store {path}: no valid pinned KEY_LENGTH")
+        key_length = pinned_key_length(row and row[0], f"counter store {path}")
         store = SQLiteCounterStore(connection, path, KeyCodec(key_length).keyspace_size)
         return CounterReading(store.position(), key_length)
     except sqlite3.DatabaseError as error:

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from refiller.counter import (
+    CounterReading,
     CounterStore,
     CounterStoreError,
     KeyspaceExhaustedError,
     MappingChangedError,
     Range,
     open_counter_store,
+    read_counter,
 )
 from tests.postgres import run_sql
 
@@ -99,6 +101,16 @@ def test_reservations_survive_reopening(backend: Backend) -> None:
     reopened = backend.open()
     assert reopened.reserve(1) == Range(100, 101)
     reopened.close()
+
+
+def test_read_counter_reads_position_and_key_length_without_changing_anything(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    store.reserve(123)
+    store.close()
+    assert read_counter(backend.url) == CounterReading(position=123, key_length=7)
+    assert backend.stored_counter() == 123
 
 
 def test_an_empty_reservation_is_refused_and_changes_nothing(backend: Backend) -> None:

@@ -1,4 +1,7 @@
-"""The SQLite counter store against real files, from one and from many processes."""
+"""SQLite-specific store behaviour: files and folders, damaged files, many processes at once.
+
+The behaviour every store shares is in test_counter_stores.py.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,6 @@ import pytest
 
 from refiller.counter import (
     CounterStoreError,
-    KeyspaceExhaustedError,
-    MappingChangedError,
-    Range,
     open_counter_store,
 )
 from tests.support import ROOT
@@ -44,34 +44,6 @@ def test_file_and_folder_are_created_on_first_use(tmp_path: Path) -> None:
     assert path.is_file()
     assert store.position() == 0
     store.close()
-
-
-def test_reservations_are_consecutive_and_survive_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "counter.db"
-    store = open_counter_store(url_of(path), KEYSPACE, MAPPING)
-    assert store.reserve(1000) == Range(0, 1000)
-    assert store.reserve(5) == Range(1000, 1005)
-    store.close()
-    reopened = open_counter_store(url_of(path), KEYSPACE, MAPPING)
-    assert reopened.position() == 1005
-    assert reopened.reserve(10) == Range(1005, 1015)
-    reopened.close()
-
-
-def test_the_last_range_is_cut_at_the_keyspace_end(tmp_path: Path) -> None:
-    store = open_counter_store(url_of(tmp_path / "c.db"), 100, MAPPING)
-    assert store.reserve(60) == Range(0, 60)
-    assert store.reserve(60) == Range(60, 100)
-    with pytest.raises(KeyspaceExhaustedError):
-        store.reserve(1)
-    store.close()
-
-
-def test_a_changed_mapping_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
-    open_counter_store(url_of(path), KEYSPACE, MAPPING).close()
-    with pytest.raises(MappingChangedError, match="KEY_LENGTH"):
-        open_counter_store(url_of(path), 62**8, {**MAPPING, "KEY_LENGTH": "8"})
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_untouched(tmp_path: Path) -> None:
