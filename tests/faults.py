@@ -12,16 +12,57 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import itertools
+import shutil
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
+from tests.support import ROOT, Processes, RedisServer, free_port
+
 _BUFFER = 65536
+# A small pool refills often, so pushes and pops interleave all through a fault test.
+SMALL_POOL = {"POOL_TARGET": "20000", "POOL_LOW_WATERMARK": "10000", "RANGE_SIZE": "1000"}
+
+
+def system_processes(directory: Path, redis_url: str, **env: str) -> Processes:
+    """A process group on `redis_url` with a fresh SQLite counter and a small pool."""
+    return Processes(
+        directory,
+        {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{directory / 'counter.db'}",
+            "CONFIG_PATH": str(ROOT / "config/config.yml"),
+            **SMALL_POOL,
+            **env,
+        },
+    )
+
+
+def start_apis(processes: Processes, count: int) -> list[int]:
+    """Start `count` API instances on free ports; their ports."""
+    ports = [free_port() for _ in range(count)]
+    for port in ports:
+        processes.api(port)
+    return ports
+
+
+def pool_keys_in_copy(server: RedisServer, directory: Path, pool: str) -> set[str]:
+    """The pool a restart of `server` would load: read from a copy of its data directory."""
+    shutil.copytree(server.directory, directory)
+    copy = RedisServer(directory, server.args).start()
+    try:
+        with copy.client() as client:
+            return {key.decode() for key in client.lrange(pool, 0, -1)}
+    finally:
+        copy.kill()
 
 
 class _Pipe:
@@ -34,10 +75,8 @@ class _Pipe:
 
     def close(self) -> None:
         for sock in (self.client, self.server):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
 
@@ -151,7 +190,7 @@ class LoadResult:
     def longest_outage(self) -> float:
         """The longest time without any 200, from the first 200 to the end of the load."""
         times = [*self.ok_times, self.stopped]
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def summary(self) -> str:
         return (
@@ -210,6 +249,9 @@ class KeyLoad:
     def served(self) -> int:
         return len(self._keys)
 
+    def keys_so_far(self) -> list[str]:
+        return list(self._keys)
+
     def _run(self) -> None:
         asyncio.run(self._main())
 
@@ -228,7 +270,7 @@ class KeyLoad:
                 async with session.get(f"http://127.0.0.1:{port}/get-key") as response:
                     body = await response.text()
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 self._connection_errors += 1
                 await asyncio.sleep(self.pause)
                 continue
