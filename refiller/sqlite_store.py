@@ -75,12 +75,13 @@ class SQLiteCounterStore:
         self._connection.close()
 
     def _prepare(self) -> None:
-        """Set the journal and create the schema, but only in an empty database."""
+        """Create the schema in an empty file; check any other file before writing to it.
+
+        Nothing is written to a file that already has content until its tables and counter
+        are known to be good (even switching to WAL rewrites the file header).
+        """
         execute = self._connection.execute
         try:
-            if execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                execute("PRAGMA journal_mode=WAL")
-            execute("PRAGMA synchronous=FULL")
             execute("BEGIN IMMEDIATE")
             try:
                 tables = {row[0] for row in execute("SELECT name FROM sqlite_master")}
@@ -94,15 +95,28 @@ class SQLiteCounterStore:
                         f"counter store {self._path}: table {missing} is missing; the file "
                         "was not made by mini-forge or was damaged. It was left untouched."
                     )
+                self._read_counter()
                 execute("COMMIT")
             except BaseException:
                 execute("ROLLBACK")
                 raise
+            self._check_writable()
+            if execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                execute("PRAGMA journal_mode=WAL")
+            execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
                 raise
             raise self._unusable(error) from None
-        self._read_counter()
+
+    def _check_writable(self) -> None:
+        """Fail now, not at the first reservation, if the file cannot be written."""
+        execute = self._connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            execute("UPDATE counters SET value = value WHERE name = ?", (COUNTER_NAME,))
+        finally:
+            execute("ROLLBACK")
 
     def _pin_mapping(self, mapping: dict[str, str]) -> None:
         execute = self._connection.execute
