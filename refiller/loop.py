@@ -22,6 +22,8 @@ from shared.settings import Settings
 
 log = logging.getLogger("mini_forge.refiller")
 
+# Errors that pass by themselves: Redis restarting, unreachable, or a replica not yet promoted.
+TRANSIENT_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
 _BACKOFF_FIRST_SECONDS = 0.05
 _BACKOFF_MAX_SECONDS = 2.0
 
@@ -67,7 +69,7 @@ class Refiller:
         while not self._stop.is_set():
             try:
                 self.refill_once()
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except TRANSIENT_REDIS_ERRORS as error:
                 if not redis_down:
                     log.warning("redis unreachable, retrying with backoff: %s", error)
                 redis_down = True
@@ -151,7 +153,7 @@ class Refiller:
         while True:
             try:
                 return self._writer.push(reserved, chunk_index, keys, run_id)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except TRANSIENT_REDIS_ERRORS as error:
                 if self._stop.is_set():
                     return None
                 log.warning("push failed, retrying the same chunk: %s", error)

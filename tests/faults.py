@@ -59,10 +59,15 @@ def pool_keys_in_copy(server: RedisServer, directory: Path, pool: str) -> set[st
     shutil.copytree(server.directory, directory)
     copy = RedisServer(directory, server.args).start()
     try:
-        with copy.client() as client:
-            return {key.decode() for key in client.lrange(pool, 0, -1)}
+        return pool_keys(copy, pool)
     finally:
         copy.kill()
+
+
+def pool_keys(server: RedisServer, pool: str) -> set[str]:
+    with server.client() as client:
+        keys: list[bytes] = client.lrange(pool, 0, -1)
+        return {key.decode() for key in keys}
 
 
 class _Pipe:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import KeyLoad, TcpProxy, pool_keys_in_copy, start_apis, system_processes
+from tests.faults import (
+    KeyLoad,
+    TcpProxy,
+    pool_keys,
+    pool_keys_in_copy,
+    start_apis,
+    system_processes,
+)
 from tests.support import Processes, RedisServer, wait_until
 
 pytestmark = pytest.mark.faults
@@ -106,7 +113,7 @@ def test_a_promoted_replica_that_missed_pops_serves_no_key_twice(
             # Promote the replica while clients still pop from the primary: the replica
             # never sees those pops, as after an asynchronous failover.
             replica.client().replicaof("NO", "ONE")
-            promoted_pool = {key.decode() for key in replica.client().lrange(POOL, 0, -1)}
+            promoted_pool = pool_keys(replica, POOL)
             time.sleep(0.5)
             served_before = set(load.keys_so_far())
             proxy.switch_target(replica.port)
