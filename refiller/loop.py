@@ -95,6 +95,8 @@ class Refiller:
         if state.length >= self._settings.POOL_LOW_WATERMARK or not self._writer.acquire_lock():
             return
         try:
+            # Another refiller may have refilled the pool between our look and the lock.
+            state = self._writer.check()
             length = state.length
             while length < self._settings.POOL_TARGET and not self._stop.is_set():
                 pushed_length = self._reserve_and_push(state.run_id)

@@ -37,6 +37,7 @@ def run_refiller(settings: Settings) -> None:
     store = open_counter_store(settings.DATABASE_URL, codec.keyspace_size, mapping_identity(codec))
     client = redis_client(settings)
     try:
+        writer = PoolWriter(client, PoolNames(settings.POOL_KEY))
         log.info(
             "refiller started",
             extra={
@@ -44,9 +45,9 @@ def run_refiller(settings: Settings) -> None:
                 "low_watermark": settings.POOL_LOW_WATERMARK,
                 "target": settings.POOL_TARGET,
                 "position": store.position(),
+                "lock_token": writer.token,
             },
         )
-        writer = PoolWriter(client, PoolNames(settings.POOL_KEY))
         Refiller(settings, store, writer, codec, stop).run()
         log.info("refiller stopped")
     finally:
