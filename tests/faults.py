@@ -257,6 +257,10 @@ class KeyLoad:
     def keys_so_far(self) -> list[str]:
         return list(self._keys)
 
+    def ok_times(self, port: int | None = None) -> list[float]:
+        """When each 200 so far arrived (from `port` if given); the list grows while running."""
+        return self._ok_times if port is None else self._ok_by_port[port]
+
     def _run(self) -> None:
         asyncio.run(self._main())
 
