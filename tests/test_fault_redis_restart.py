@@ -98,7 +98,7 @@ def test_a_redis_restarted_from_its_files_serves_no_key_twice(
 def test_a_promoted_replica_that_missed_pops_serves_no_key_twice(
     tmp_path: Path, group: list[Processes]
 ) -> None:
-    primary = RedisServer(tmp_path / "primary").start()
+    primary = RedisServer(tmp_path / "primary", ["--repl-diskless-sync-delay", "0"]).start()
     replica = RedisServer(
         tmp_path / "replica", ["--replicaof", "127.0.0.1", str(primary.port)]
     ).start()
@@ -108,6 +108,7 @@ def test_a_promoted_replica_that_missed_pops_serves_no_key_twice(
         group.append(processes)
         processes.refiller()
         ports = start_apis(processes, 2)
+        wait_until(lambda: len(pool_keys(replica, POOL)) >= 10000, 20, "the replica to sync")
         with KeyLoad(ports, CLIENTS) as load:
             _serve_then(load, 5000)
             # Promote the replica while clients still pop from the primary: the replica
