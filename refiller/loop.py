@@ -71,7 +71,7 @@ class Refiller:
                 self.refill_once()
             except TRANSIENT_REDIS_ERRORS as error:
                 if not redis_down:
-                    log.warning("redis unreachable, retrying with backoff: %s", error)
+                    log.warning("redis unavailable, retrying with backoff: %s", error)
                 redis_down = True
                 self._stop.wait(backoff.next_delay())
                 continue
