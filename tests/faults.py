@@ -14,6 +14,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import os
 import shutil
 import socket
 import threading
@@ -52,6 +53,16 @@ def start_apis(processes: Processes, count: int) -> list[int]:
     for port in ports:
         processes.api(port)
     return ports
+
+
+def lose_unsynced_aof_tail(directory: Path) -> None:
+    """What a machine crash does to an `everysec` AOF: the last unsynced writes are gone.
+
+    (A kill -9 of redis-server alone loses nothing: its writes are already in the page
+    cache.) Redis loads the truncated file (aof-load-truncated is on by default).
+    """
+    newest = max((directory / "appendonlydir").glob("*.incr.aof"), key=lambda p: p.stat().st_mtime)
+    os.truncate(newest, max(0, newest.stat().st_size - 64 * 1024))
 
 
 def pool_keys_in_copy(server: RedisServer, directory: Path, pool: str) -> set[str]:

@@ -8,7 +8,6 @@ there for).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.faults import (
     KeyLoad,
     TcpProxy,
+    lose_unsynced_aof_tail,
     pool_keys,
     pool_keys_in_copy,
     start_apis,
@@ -39,15 +39,6 @@ def group(tmp_path: Path) -> Iterator[list[Processes]]:
     yield holder
     for processes in holder:
         processes.stop_all()
-
-
-def _lose_unsynced_tail(directory: Path) -> None:
-    """What a machine crash does to an `everysec` AOF: the last unsynced writes are gone.
-
-    (A kill -9 of redis-server alone loses nothing: its writes are already in the page cache.)
-    """
-    newest = max((directory / "appendonlydir").glob("*.incr.aof"), key=lambda p: p.stat().st_mtime)
-    os.truncate(newest, max(0, newest.stat().st_size - 64 * 1024))
 
 
 def _serve_then(load: KeyLoad, keys: int) -> None:
@@ -75,7 +66,7 @@ def test_a_redis_restarted_from_its_files_serves_no_key_twice(
             time.sleep(1)
             server.kill()
             if "--appendonly" in persistence:
-                _lose_unsynced_tail(server.directory)
+                lose_unsynced_aof_tail(server.directory)
             served_before = set(load.keys_so_far())
             restored = pool_keys_in_copy(server, tmp_path / "inspect", POOL)
             server.start()
