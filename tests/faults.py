@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import http.client
 import itertools
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support import ROOT, Processes, RedisServer, free_port
+from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
 
 _BUFFER = 65536
 # A small pool refills often, so pushes and pops interleave all through a fault test.
@@ -47,11 +48,30 @@ def system_processes(directory: Path, redis_url: str, **env: str) -> Processes:
     )
 
 
+def healthy(port: int) -> bool:
+    """Whether the API on `port` answers /healthz; cheap, so polling it does not starve the
+    load generator that shares this process (an httpx client costs ~25 ms of CPU to build)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def start_api(processes: Processes, port: int, name: str | None = None) -> None:
+    """Start an API instance on `port` and wait until it answers."""
+    processes.start(name or f"api-{port}", ["api", "--port", str(port)])
+    wait_until(lambda: healthy(port), 20, f"api on {port}")
+
+
 def start_apis(processes: Processes, count: int) -> list[int]:
     """Start `count` API instances on free ports; their ports."""
     ports = [free_port() for _ in range(count)]
     for port in ports:
-        processes.api(port)
+        start_api(processes, port)
     return ports
 
 

@@ -24,6 +24,7 @@ from tests.faults import (
     KeyLoad,
     LoadResult,
     lose_unsynced_aof_tail,
+    start_api,
     start_apis,
     system_processes,
 )
@@ -74,7 +75,8 @@ class ChaosDriver:
             time.sleep(down_seconds)
             if component.startswith("api-"):
                 port = int(component.removeprefix("api-"))
-                self.live[component] = self.processes.api(port, name=component)  # waits
+                start_api(self.processes, port, component)  # returns once it answers
+                self.live[component] = self.processes.started[-1][1]
             else:
                 starts = self.processes.log(component).count("refiller started")
                 self.live[component] = self.processes.refiller(component)

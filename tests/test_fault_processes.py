@@ -18,7 +18,7 @@ import redis
 
 from refiller.pool_writer import LOCK_TTL_MS
 from shared.codec import KeyCodec
-from tests.faults import KeyLoad, start_apis
+from tests.faults import KeyLoad, start_api, start_apis
 from tests.support import Processes, RedisServer, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.faults
@@ -81,7 +81,7 @@ def test_a_refiller_killed_in_the_middle_of_a_push_is_replaced_without_duplicate
     redis_server: RedisServer, processes: Processes
 ) -> None:
     first = processes.refiller("refiller-1", **LONG_RANGES)
-    wait_until(lambda: _llen(redis_server) > 0, 20, "the first chunks")
+    wait_until(lambda: _llen(redis_server) > 0, 20, "the first chunks", interval=0.002)
     first.kill()
     first.wait()
     partly_pushed = _llen(redis_server)
@@ -110,7 +110,7 @@ def test_service_resumes_after_a_kill_9_once_the_dead_part_is_back(
             process.kill()
             process.wait()
             time.sleep(0.5)
-            processes.api(ports[0], name=f"{name}-again")
+            start_api(processes, ports[0], f"{name}-again")
             back = time.monotonic()
         else:
             redis_server.kill()
@@ -160,7 +160,7 @@ def test_sigterm_stops_a_refiller_after_the_chunk_it_is_pushing(
     redis_server: RedisServer, processes: Processes
 ) -> None:
     refiller = processes.refiller(**LONG_RANGES)
-    wait_until(lambda: _llen(redis_server) > 0, 20, "the first chunks")
+    wait_until(lambda: _llen(redis_server) > 0, 20, "the first chunks", interval=0.002)
     refiller.send_signal(signal.SIGTERM)
 
     assert refiller.wait(15) == 0
@@ -184,17 +184,25 @@ def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
     tokens = {_lock_token(processes, name): name for name in names}
     client = redis_server.client()
 
+    def a_refiller_holds_the_lock() -> bool:
+        if _get(client, LOCK):
+            return True
+        if _llen(redis_server) >= 50000:
+            client.delete(POOL)  # as if every key was served: a refill starts
+        return False
+
     with _PoolWatcher(redis_server) as watcher:
-        wait_until(lambda: client.get(LOCK) is not None, 20, "a refiller to take the lock")
+        wait_until(a_refiller_holds_the_lock, 20, "a refiller to take the lock", interval=0.002)
         holder = tokens[_get(client, LOCK)]
         refillers[holder].kill()
         killed = time.monotonic()
         refillers[holder].wait()
+        client.delete(POOL)  # another refill is needed, whether or not it died holding the lock
 
         def someone_else_holds_the_lock() -> bool:
             return tokens.get(_get(client, LOCK)) not in (None, holder)
 
-        wait_until(someone_else_holds_the_lock, 15, "another refiller to take over")
+        wait_until(someone_else_holds_the_lock, 15, "another refiller to take over", 0.002)
         takeover = time.monotonic() - killed
         wait_until(lambda: _llen(redis_server) >= 100000, 30, "the pool to be refilled")
         with ThreadPoolExecutor(1) as drain:  # serve half the pool: another refill
