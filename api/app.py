@@ -9,12 +9,16 @@ including HEAD or a wrong method on /get-key, goes to the FastAPI app, which als
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 import redis.asyncio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import TokenGuard
@@ -23,6 +27,8 @@ from api.operations import operations_router
 from shared.connections import async_redis_client
 from shared.pool import PoolNames
 from shared.settings import Settings, load_settings
+
+log = logging.getLogger("mini_forge.api")
 
 _RETRY_AFTER_SECONDS = {"keyspace-exhausted": "3600"}
 
@@ -58,6 +64,10 @@ class KeyService:
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         client = self._client = async_redis_client(self.settings)
+        try:
+            await client.ping()
+        except RedisError as error:
+            log.warning("redis does not answer; /get-key answers 503 until it does: %s", error)
         self._source = KeySource(
             client,
             PoolNames(self.settings.POOL_KEY),
@@ -71,6 +81,18 @@ class KeyService:
 
 def build_fastapi(service: KeyService) -> FastAPI:
     app = FastAPI(title="mini-forge", lifespan=service.lifespan)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Every HTTP error (404, 405, ...) as JSON with a machine-readable `error` word."""
+        return JSONResponse(
+            {
+                "error": HTTPStatus(error.status_code).phrase.lower().replace(" ", "-"),
+                "detail": error.detail,
+            },
+            error.status_code,
+            error.headers,
+        )
 
     @app.get(
         "/get-key",

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import redis
+
 from refiller.counter import CounterStoreError
 from refiller.pool_writer import CounterWentBackError
 from shared.settings import Settings, SettingsError, load_settings
@@ -114,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except CounterWentBackError as error:
         print(f"mini-forge: {error}", file=sys.stderr)
+        return EXIT_FATAL
+    except redis.RedisError as error:
+        print(f"mini-forge: REDIS_URL does not lead to a usable redis: {error}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
         return 0

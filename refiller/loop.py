@@ -24,6 +24,8 @@ from shared.settings import Settings
 
 log = logging.getLogger("mini_forge.refiller")
 
+# Errors that pass by themselves: Redis restarting, unreachable, or a replica not yet promoted.
+TRANSIENT_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
 _BACKOFF_FIRST_SECONDS = 0.05
 _BACKOFF_MAX_SECONDS = 2.0
 
@@ -74,9 +76,9 @@ class Refiller:
         while not self._stop.is_set():
             try:
                 self.refill_once()
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except TRANSIENT_REDIS_ERRORS as error:
                 if not redis_down:
-                    log.warning("redis unreachable, retrying with backoff: %s", error)
+                    log.warning("redis unavailable, retrying with backoff: %s", error)
                 redis_down = True
                 self._stop.wait(backoff.next_delay())
                 continue
@@ -102,6 +104,8 @@ class Refiller:
         if state.length >= self._settings.POOL_LOW_WATERMARK or not self._writer.acquire_lock():
             return
         try:
+            # Another refiller may have refilled the pool between our look and the lock.
+            state = self._writer.check()
             length = state.length
             while length < self._settings.POOL_TARGET and not self._stop.is_set():
                 pushed_length = self._reserve_and_push(state.run_id)
@@ -165,7 +169,7 @@ class Refiller:
         while True:
             try:
                 return self._writer.push(reserved, chunk_index, keys, run_id)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except TRANSIENT_REDIS_ERRORS as error:
                 if self._stop.is_set():
                     return None
                 log.warning("push failed, retrying the same chunk: %s", error)

@@ -24,7 +24,8 @@ from shared.pool import (
     PoolNames,
 )
 
-LOCK_TTL_MS = 5000
+# How long a dead refiller can block the others; every claim and push extends it.
+LOCK_TTL_MS = 2000
 
 
 class CounterWentBackError(Exception):

@@ -54,6 +54,8 @@ def run_refiller(settings: Settings) -> None:
                     f"METRICS_PORT={settings.METRICS_PORT}: cannot listen on "
                     f"{settings.HOST} ({error.strerror})"
                 ) from None
+        names = PoolNames(settings.POOL_KEY)
+        writer = PoolWriter(client, names)
         log.info(
             "refiller started",
             extra={
@@ -64,10 +66,9 @@ def run_refiller(settings: Settings) -> None:
                 "target": settings.POOL_TARGET,
                 "position": position,
                 "metrics_port": settings.METRICS_PORT,
+                "lock_token": writer.token,
             },
         )
-        names = PoolNames(settings.POOL_KEY)
-        writer = PoolWriter(client, names)
         reporter = StatusReporter(
             client,
             names,

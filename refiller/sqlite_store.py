@@ -59,11 +59,7 @@ class SQLiteCounterStore:
             raise CounterStoreError(f"counter store {path}: cannot open ({error})") from None
         store = cls(connection, path, keyspace_size)
         try:
-            store._retry_while_locked(store._prepare)
-            # The mapping is checked before the counter value: after a KEY_LENGTH change the
-            # counter may lie outside the new keyspace, and the error must name the cause.
-            store._retry_while_locked(lambda: store._pin_mapping(mapping))
-            store._retry_while_locked(store._read_counter)
+            store._retry_while_locked(lambda: store._prepare(mapping))
         except BaseException:
             connection.close()
             raise
@@ -80,13 +76,16 @@ class SQLiteCounterStore:
     def close(self) -> None:
         self._connection.close()
 
-    def _prepare(self) -> None:
-        """Set the journal and create the schema, but only in an empty database."""
+    def _prepare(self, mapping: dict[str, str]) -> None:
+        """Create the schema in an empty file; check any other file before writing to it.
+
+        Nothing is written to a file that already has content until its tables, key mapping
+        and counter are known to be good (even switching to WAL rewrites the file header).
+        The mapping is checked before the counter: after a KEY_LENGTH change the counter may
+        lie outside the new keyspace, and the error must name the cause.
+        """
         execute = self._connection.execute
         try:
-            if execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                execute("PRAGMA journal_mode=WAL")
-            execute("PRAGMA synchronous=FULL")
             execute("BEGIN IMMEDIATE")
             try:
                 tables = {row[0] for row in execute("SELECT name FROM sqlite_master")}
@@ -100,28 +99,38 @@ class SQLiteCounterStore:
                         f"counter store {self._path}: table {missing} is missing; the file "
                         "was not made by mini-forge or was damaged. It was left untouched."
                     )
+                self._pin_mapping(mapping)
+                self._read_counter()
                 execute("COMMIT")
             except BaseException:
                 execute("ROLLBACK")
                 raise
+            self._check_writable()
+            if execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                execute("PRAGMA journal_mode=WAL")
+            execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
                 raise
             raise self._unusable(error) from None
 
-    def _pin_mapping(self, mapping: dict[str, str]) -> None:
+    def _check_writable(self) -> None:
+        """Fail now, not at the first reservation, if the file cannot be written."""
         execute = self._connection.execute
         execute("BEGIN IMMEDIATE")
         try:
-            pinned = dict(execute("SELECT name, value FROM mapping").fetchall())
-            check_mapping(pinned, mapping, f"counter store {self._path}")
-            for name, value in mapping.items():
-                if name not in pinned:
-                    execute("INSERT INTO mapping VALUES (?, ?)", (name, value))
-            execute("COMMIT")
-        except BaseException:
+            execute("UPDATE counters SET value = value WHERE name = ?", (COUNTER_NAME,))
+        finally:
             execute("ROLLBACK")
-            raise
+
+    def _pin_mapping(self, mapping: dict[str, str]) -> None:
+        """Check the pinned mapping and pin what is new; inside the caller's transaction."""
+        execute = self._connection.execute
+        pinned = dict(execute("SELECT name, value FROM mapping").fetchall())
+        check_mapping(pinned, mapping, f"counter store {self._path}")
+        for name, value in mapping.items():
+            if name not in pinned:
+                execute("INSERT INTO mapping VALUES (?, ?)", (name, value))
 
     def _read_counter(self) -> int:
         try:

@@ -89,12 +89,17 @@ def _non_negative(value: int) -> str | None:
 
 
 def _redis_url(value: str) -> str | None:
-    scheme = urlsplit(value).scheme
-    return (
-        None
-        if scheme in ("redis", "rediss", "unix")
-        else "must start with redis://, rediss:// or unix://"
-    )
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must start with redis://, rediss:// or unix://"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "has a port that is not a number between 0 and 65535"
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        return "has a database that is not a number (redis://host:port/0)"
+    return None
 
 
 def _database_url(value: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,12 @@ import pytest
 
 from tests.postgres import HOST, PORT, PostgresDatabase, postgres_reachable
 from tests.support import Processes, RedisServer, ci_is_set
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Processes the tests start use a secret of their own, not the documented default
+    (which makes every refiller log a warning); tests of that warning unset it."""
+    os.environ.setdefault("KEY_SECRET", "mini-forge-test-suite-secret")
 
 
 @pytest.fixture

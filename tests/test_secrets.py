@@ -102,7 +102,7 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
         response = httpx.get(f"{base}/get-key", headers=good, timeout=5)
         assert response.json()["error"] == "redis-unavailable"
         outputs.append(response.text)
-        wait_until(lambda: "redis unreachable" in processes.log("refiller"), 10, "a warning")
+        wait_until(lambda: "redis unavailable" in processes.log("refiller"), 10, "a warning")
         outputs.append(status_output(processes, "--json"))
     finally:
         processes.stop_all()
