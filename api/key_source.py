@@ -39,8 +39,8 @@ class KeysUnavailableError(Exception):
 class _Waiter:
     count: int
     deadline: float
-    future: asyncio.Future[list[str]]
-    keys: list[str] = field(default_factory=list)
+    future: asyncio.Future[list[bytes]]
+    keys: list[bytes] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -57,8 +57,8 @@ class KeySource:
         self._waiters: deque[_Waiter] = deque()
         self._pump_task: asyncio.Task[None] | None = None
 
-    async def take(self, count: int = 1) -> list[str]:
-        """Exactly `count` distinct keys, or KeysUnavailableError within the wait bound."""
+    async def take(self, count: int = 1) -> list[bytes]:
+        """Exactly `count` distinct keys as ASCII bytes, or KeysUnavailableError in time."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(count, loop.time() + self._wait_seconds, loop.create_future())
         self._waiters.append(waiter)
@@ -107,11 +107,10 @@ class KeySource:
         if result == KEYSPACE_EXHAUSTED:
             self._fail_all(KeysUnavailableError("keyspace-exhausted", "every key has been issued"))
             return True
-        keys = [key.decode() for key in result]
-        self._hand_out(keys)
+        self._hand_out(result)
         return not self._waiters
 
-    def _hand_out(self, keys: list[str]) -> None:
+    def _hand_out(self, keys: list[bytes]) -> None:
         position = 0
         while self._waiters and position < len(keys):
             waiter = self._waiters[0]

@@ -48,6 +48,9 @@ class Settings:
     REFILL_POLL_MS: int = 50
     PUSH_CHUNK_SIZE: int = 10_000
     LOG_FORMAT: str = "text"
+    MAX_BATCH: int = 1000
+    RANGE_SIZE_MIN: int = 1000
+    RANGE_SIZE_MAX: int = 1_000_000
 
     @property
     def keyspace_size(self) -> int:
@@ -105,6 +108,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "REDIS_URL": _redis_url,
     "DATABASE_URL": _database_url,
     "LOG_FORMAT": _log_format,
+    "MAX_BATCH": _positive,
+    "RANGE_SIZE_MIN": _positive,
+    "RANGE_SIZE_MAX": _positive,
 }
 
 
@@ -205,5 +211,10 @@ def load_settings(
         raise SettingsError(
             f"POOL_LOW_WATERMARK={settings.POOL_LOW_WATERMARK} is above "
             f"POOL_TARGET={settings.POOL_TARGET}: the low watermark must not exceed the target"
+        )
+    if not settings.RANGE_SIZE_MIN <= settings.RANGE_SIZE <= settings.RANGE_SIZE_MAX:
+        raise SettingsError(
+            f"RANGE_SIZE={settings.RANGE_SIZE} must lie between RANGE_SIZE_MIN="
+            f"{settings.RANGE_SIZE_MIN} and RANGE_SIZE_MAX={settings.RANGE_SIZE_MAX}"
         )
     return settings
