@@ -195,7 +195,7 @@ def rows(
         Row(keys, "keys/s", [run.ok_per_second * KEYS_PER_REQUEST for run in http.keys],
             ">= 1,000,000", at_least(1_000_000)),
         Row(f"{keys} p99", "ms", [run.p99_ms for run in http.keys]),
-        Row(f"{keys} failed", "answers", [run.failed for run in http.keys], "0", at_most(0)),
+        Row(f"{keys} failed", "resp.", [run.failed for run in http.keys], "0", at_most(0)),
         Row("  pops per second during /get-key", "pops/s", http.pops_per_second),
         Row("  keys per pop during /get-key", "keys", http.keys_per_pop),
         Row("  redis time per pop (stamp check + LPOP)", "us", http.redis_usec_per_pop),
