@@ -78,6 +78,7 @@ class KeyService:
         try:
             yield
         finally:
+            await self._source.close()
             await client.aclose()
 
 
