@@ -1,0 +1,101 @@
+"""Coalescing against a real redis-server: distinct keys, and never a key more than asked."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+
+from api.key_source import KeySource, KeysUnavailableError
+from refiller.pool_writer import PoolWriter
+from shared.connections import async_redis_client
+from shared.pool import POP_SCRIPT, PoolNames
+from shared.settings import load_settings
+from tests.support import RedisServer
+
+NAMES = PoolNames("test:pool")
+
+
+def fill_pool(server: RedisServer, count: int) -> list[bytes]:
+    """Stamp the pool for this Redis process and push `count` distinct keys."""
+    client = server.client()
+    PoolWriter(client, NAMES).check()
+    keys = [f"k{number:06d}".encode() for number in range(count)]
+    if keys:
+        client.rpush(NAMES.pool, *keys)
+    return keys
+
+
+def pop_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {"calls": 0})["calls"]) for name in ("evalsha", "eval")
+    )
+
+
+async def take_all(server: RedisServer, counts: list[int], wait_ms: int = 500) -> list[object]:
+    settings = load_settings({"REDIS_URL": server.url}, dotenv_path=None)
+    client = async_redis_client(settings)
+    source = KeySource(client, NAMES, wait_ms / 1000)
+    try:
+        return await asyncio.gather(
+            *(source.take(count) for count in counts), return_exceptions=True
+        )
+    finally:
+        await source.close()
+        await client.aclose()
+
+
+def test_concurrent_requests_get_distinct_keys_and_exactly_what_they_asked(
+    redis_server: RedisServer,
+) -> None:
+    pool = fill_pool(redis_server, 5000)
+    counts = [1] * 400 + [7] * 50 + [100] * 5  # 1,250 keys for 455 requests
+    client = redis_server.client()
+    client.config_resetstat()
+
+    results = asyncio.run(take_all(redis_server, counts))
+
+    served = [result for result in results if isinstance(result, list)]
+    assert [len(keys) for keys in served] == counts
+    handed_out = [key for keys in served for key in keys]
+    assert len(set(handed_out)) == len(handed_out) == sum(counts)
+    # Exactly the first keys of the pool left it: nothing popped beyond the demand.
+    assert sorted(handed_out) == pool[: sum(counts)]
+    assert client.llen(NAMES.pool) == len(pool) - sum(counts)
+    # Requests waiting together shared pops.
+    assert pop_calls(client) < len(counts)
+
+
+def test_keys_popped_for_a_request_that_times_out_are_dropped(redis_server: RedisServer) -> None:
+    pool = fill_pool(redis_server, 12)
+
+    results = asyncio.run(take_all(redis_server, [5, 5, 5], wait_ms=100))
+
+    first, second, third = results
+    assert first == pool[0:5]
+    assert second == pool[5:10]
+    assert isinstance(third, KeysUnavailableError)
+    assert third.reason == "pool-empty"
+    # The two keys popped for the third request were neither served nor put back.
+    assert redis_server.client().llen(NAMES.pool) == 0
+
+
+def test_an_empty_pool_answers_every_waiting_request_in_time(redis_server: RedisServer) -> None:
+    fill_pool(redis_server, 0)
+
+    results = asyncio.run(take_all(redis_server, [1, 3, 1], wait_ms=50))
+
+    assert all(isinstance(result, KeysUnavailableError) for result in results)
+
+
+@pytest.mark.parametrize("script_cached", [True, False])
+def test_a_redis_without_the_script_cached_still_serves(
+    redis_server: RedisServer, script_cached: bool
+) -> None:
+    pool = fill_pool(redis_server, 3)
+    if script_cached:
+        redis_server.client().script_load(POP_SCRIPT)
+
+    assert asyncio.run(take_all(redis_server, [3])) == [pool]
