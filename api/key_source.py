@@ -1,8 +1,8 @@
 """Coalesced, bounded pops from the Redis pool.
 
 Every request that wants keys joins a queue. One pump per process pops, in a single
-`LPOP pool count` (inside the stamp-checking Lua script), exactly as many keys as the
-queued requests are missing, hands them out in arrival order, and repeats while requests
+`LPOP pool count` (in one MULTI transaction with the stamp check), exactly as many keys as
+the queued requests are missing, hands them out in arrival order, and repeats while requests
 wait. No key is held beyond the requests already waiting. On an empty pool it polls with a
 short backoff until each request's deadline; Redis errors fail the waiting requests at
 once, so every wait is bounded by EMPTY_POOL_WAIT_MS plus one Redis timeout.
@@ -15,16 +15,14 @@ in CPU, and a pop is the only Redis call of the hot path.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from shared.pool import KEYSPACE_EXHAUSTED, POOL_STALE, POP_SCRIPT, PoolNames
+from shared.pool import KEYSPACE_EXHAUSTED, POOL_STALE, POP_GUARD_SCRIPT, PoolNames
 
 log = logging.getLogger("mini_forge.api")
 
@@ -59,8 +57,7 @@ class KeySource:
     def __init__(self, client: redis.asyncio.Redis, names: PoolNames, wait_seconds: float) -> None:
         self._wait_seconds = wait_seconds
         self._connection = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-        self._pop_keys = (names.pool, names.stamp, names.exhausted)
-        self._pop_sha = hashlib.sha1(POP_SCRIPT.encode()).hexdigest()
+        self._names = names
         self._waiters: deque[_Waiter] = deque()
         self._pump_task: asyncio.Task[None] | None = None
 
@@ -76,18 +73,29 @@ class KeySource:
     async def close(self) -> None:
         await self._connection.disconnect()
 
-    async def _pop(self, count: int) -> Any:
-        """The pop script's reply; EVALSHA, or EVAL once when Redis lacks the script."""
-        try:
-            return await self._call("EVALSHA", self._pop_sha, count)
-        except NoScriptError:
-            return await self._call("EVAL", POP_SCRIPT, count)
-
-    async def _call(self, command: str, script: str, count: int) -> Any:
+    async def _pop(self, count: int) -> tuple[int, list[bytes]]:
+        """MULTI, the stamp check, `LPOP pool count`, EXEC: the check's status and the keys."""
         connection = self._connection
-        packed = connection.pack_command(command, script, 3, *self._pop_keys, count)
-        await connection.send_packed_command(packed, check_health=False)
-        return await connection.read_response()
+        names = self._names
+        transaction = connection.pack_commands(
+            [
+                ("MULTI",),
+                ("EVAL", POP_GUARD_SCRIPT, 3, names.pool, names.stamp, names.exhausted),
+                ("LPOP", names.pool, count),
+                ("EXEC",),
+            ]
+        )
+        try:
+            await connection.send_packed_command(transaction, check_health=False)
+            for _ in range(3):  # +OK, +QUEUED, +QUEUED
+                await connection.read_response()
+            status, keys = await connection.read_response()
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it
+            raise
+        if isinstance(status, Exception):
+            raise status
+        return int(status), keys or []
 
     async def _pump(self) -> None:
         delay = _POLL_FIRST_SECONDS
@@ -112,11 +120,11 @@ class KeySource:
         if wanted == 0:
             return True
         try:
-            result = await self._pop(wanted)
+            status, keys = await self._pop(wanted)
         except RedisError as error:
             self._fail_all(KeysUnavailableError("redis-unavailable", f"redis error: {error}"))
             return True
-        if result == POOL_STALE:
+        if status == POOL_STALE:
             self._fail_all(
                 KeysUnavailableError(
                     "pool-invalid",
@@ -125,10 +133,10 @@ class KeySource:
                 )
             )
             return True
-        if result == KEYSPACE_EXHAUSTED:
+        if status == KEYSPACE_EXHAUSTED:
             self._fail_all(KeysUnavailableError("keyspace-exhausted", "every key has been issued"))
             return True
-        self._hand_out(result)
+        self._hand_out(keys)
         return not self._waiters
 
     def _hand_out(self, keys: list[bytes]) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import redis
 
 from api.key_source import KeySource, KeysUnavailableError
 from refiller.pool_writer import PoolWriter
 from shared.connections import async_redis_client
-from shared.pool import POP_SCRIPT, PoolNames
+from shared.pool import PoolNames
 from shared.settings import load_settings
 from tests.support import RedisServer
 
@@ -90,12 +89,24 @@ def test_an_empty_pool_answers_every_waiting_request_in_time(redis_server: Redis
     assert all(isinstance(result, KeysUnavailableError) for result in results)
 
 
-@pytest.mark.parametrize("script_cached", [True, False])
-def test_a_redis_without_the_script_cached_still_serves(
-    redis_server: RedisServer, script_cached: bool
-) -> None:
-    pool = fill_pool(redis_server, 3)
-    if script_cached:
-        redis_server.client().script_load(POP_SCRIPT)
+def test_a_pool_from_another_redis_process_is_never_served(redis_server: RedisServer) -> None:
+    fill_pool(redis_server, 10)
+    redis_server.client().set(NAMES.stamp, "0" * 40)  # as after a restart from a snapshot
 
-    assert asyncio.run(take_all(redis_server, [3])) == [pool]
+    (result,) = asyncio.run(take_all(redis_server, [1]))
+
+    assert isinstance(result, KeysUnavailableError)
+    assert result.reason == "pool-invalid"
+
+
+def test_an_exhausted_keyspace_is_reported_once_the_pool_is_empty(
+    redis_server: RedisServer,
+) -> None:
+    pool = fill_pool(redis_server, 2)
+    redis_server.client().set(NAMES.exhausted, "1")
+
+    first, second = asyncio.run(take_all(redis_server, [2, 1]))
+
+    assert first == pool
+    assert isinstance(second, KeysUnavailableError)
+    assert second.reason == "keyspace-exhausted"
