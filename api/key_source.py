@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.pool import KEYSPACE_EXHAUSTED, POOL_STALE, POP_GUARD_SCRIPT, PoolNames
 
@@ -56,7 +57,13 @@ class KeySource:
 
     def __init__(self, client: redis.asyncio.Redis, names: PoolNames, wait_seconds: float) -> None:
         self._wait_seconds = wait_seconds
-        self._connection = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        pool = client.connection_pool
+        # One deadline per pop (below) instead of one per socket operation inside redis-py,
+        # which would cost a task and four timeout contexts per pop.
+        self._timeout: float = pool.connection_kwargs["socket_timeout"]
+        self._connection = pool.connection_class(
+            **{**pool.connection_kwargs, "socket_timeout": None}
+        )
         self._names = names
         self._waiters: deque[_Waiter] = deque()
         self._pump_task: asyncio.Task[None] | None = None
@@ -86,10 +93,14 @@ class KeySource:
             ]
         )
         try:
-            await connection.send_packed_command(transaction, check_health=False)
-            for _ in range(3):  # +OK, +QUEUED, +QUEUED
-                await connection.read_response()
-            status, keys = await connection.read_response()
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(transaction, check_health=False)
+                for _ in range(3):  # +OK, +QUEUED, +QUEUED
+                    await connection.read_response()
+                status, keys = await connection.read_response()
+        except TimeoutError:
+            await connection.disconnect()
+            raise RedisTimeoutError(f"no answer within {self._timeout}s") from None
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse it
             raise
