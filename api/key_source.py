@@ -64,7 +64,18 @@ class KeySource:
         self._connection = pool.connection_class(
             **{**pool.connection_kwargs, "socket_timeout": None}
         )
-        self._names = names
+        self._pool_key = names.pool
+        # Everything of the transaction but LPOP's count is the same for every pop: pack once.
+        connection = self._connection
+        self._multi_and_check = b"".join(
+            connection.pack_commands(
+                [
+                    ("MULTI",),
+                    ("EVAL", POP_GUARD_SCRIPT, 3, names.pool, names.stamp, names.exhausted),
+                ]
+            )
+        )
+        self._exec = b"".join(connection.pack_command("EXEC"))
         self._waiters: deque[_Waiter] = deque()
         self._pump_task: asyncio.Task[None] | None = None
 
@@ -83,15 +94,11 @@ class KeySource:
     async def _pop(self, count: int) -> tuple[int, list[bytes]]:
         """MULTI, the stamp check, `LPOP pool count`, EXEC: the check's status and the keys."""
         connection = self._connection
-        names = self._names
-        transaction = connection.pack_commands(
-            [
-                ("MULTI",),
-                ("EVAL", POP_GUARD_SCRIPT, 3, names.pool, names.stamp, names.exhausted),
-                ("LPOP", names.pool, count),
-                ("EXEC",),
-            ]
-        )
+        transaction = [
+            self._multi_and_check,
+            *connection.pack_command("LPOP", self._pool_key, count),
+            self._exec,
+        ]
         try:
             async with asyncio.timeout(self._timeout):
                 await connection.send_packed_command(transaction, check_health=False)
