@@ -28,5 +28,12 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/pytest
 
+# Measures the API against a bare ASGI ceiling, the refiller, Redis memory and counter
+# transactions (bench/run.py); writes bench/RESULTS.md. Installs Debian's wrk if missing.
+bench: $(VENV)/.installed-dev
+	command -v wrk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,9 +1,12 @@
 """The refill loop: watch the pool, reserve ranges, encode them, push them in chunks.
 
-Below POOL_LOW_WATERMARK the refiller takes the refill lock, then reserves ranges and
-pushes their keys until the pool holds POOL_TARGET. Redis errors are retried with backoff;
-a range whose pushing cannot be finished in the Redis process it started in is abandoned
-(a gap, never a duplicate).
+Below POOL_LOW_WATERMARK the refiller takes the refill lock and pushes chunks of keys until
+the pool holds POOL_TARGET. Chunks come from the range it holds; when that range is used
+up it reserves the next one, sized by a RangeSizer to the demand it sees, so the number of
+counter transactions does not grow with the demand and the pool size stays independent of
+the range size. Redis errors are retried with backoff; a range whose pushing cannot be
+finished in the Redis process it was claimed in is abandoned (a gap, never a duplicate), and
+so is the unpushed rest of a range when the refiller stops.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import logging
 import random
 import threading
 import time
+from dataclasses import dataclass
 
 import redis
 
 from refiller.counter import CounterStore, KeyspaceExhaustedError, Range
 from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
+from refiller.range_sizer import RangeSizer
 from refiller.reporting import StatusReporter
 from shared.codec import KeyCodec
 from shared.settings import Settings
@@ -45,6 +50,15 @@ class Backoff:
         self._delay = _BACKOFF_FIRST_SECONDS
 
 
+@dataclass
+class _HeldRange:
+    """A reserved range claimed in Redis process `run_id`, pushed up to chunk `next_chunk`."""
+
+    numbers: Range
+    run_id: str
+    next_chunk: int = 0
+
+
 class Refiller:
     """Keeps one pool between its low watermark and its target."""
 
@@ -68,6 +82,10 @@ class Refiller:
         self._reporter = reporter
         self._exhausted = False
         self._warned_low_keyspace = False
+        self._sizer = RangeSizer(
+            settings.RANGE_SIZE, settings.RANGE_SIZE_MIN, settings.RANGE_SIZE_MAX
+        )
+        self._held: _HeldRange | None = None
 
     def run(self) -> None:
         """Refill until `stop` is set. Raises only for errors that must end the process."""
@@ -108,18 +126,54 @@ class Refiller:
             state = self._writer.check()
             length = state.length
             while length < self._settings.POOL_TARGET and not self._stop.is_set():
-                pushed_length = self._reserve_and_push(state.run_id)
+                pushed_length = self._push_next_chunk(state.run_id)
                 if pushed_length is None:
                     return
                 length = pushed_length
         finally:
             self._writer.release_lock()
 
-    def _reserve_and_push(self, run_id: str) -> int | None:
-        """Reserve one range and push it; the pool length after, or None to stop refilling."""
+    def _push_next_chunk(self, run_id: str) -> int | None:
+        """Push the next chunk of the held range, reserving a range first if none is left.
+
+        Returns the pool length after the push, or None to stop this refill.
+        """
+        held = self._held
+        if held is not None and held.run_id != run_id:
+            log.warning(
+                "redis restarted or failed over since the held range was claimed; "
+                "its unpushed rest is abandoned",
+                extra={"start": held.numbers.start, "end": held.numbers.end},
+            )
+            held = None
+        if held is None or self._chunk_start(held) >= held.numbers.end:
+            held = self._reserve_and_claim(run_id)
+        self._held = held
+        if held is None:
+            return None
+        chunk_start = self._chunk_start(held)
+        chunk_end = min(chunk_start + self._settings.PUSH_CHUNK_SIZE, held.numbers.end)
+        keys = self._codec.encode_range(chunk_start, chunk_end)
+        length = self._push_chunk(held.numbers, held.next_chunk, keys, run_id)
+        if length is None:
+            log.warning(
+                "redis or the refill lock changed while pushing; rest of range abandoned",
+                extra={"start": held.numbers.start, "end": held.numbers.end, "at": chunk_start},
+            )
+            self._held = None
+            return None
+        held.next_chunk += 1
+        self._metrics.pushed(len(keys), length)
+        return length
+
+    def _chunk_start(self, held: _HeldRange) -> int:
+        return held.numbers.start + held.next_chunk * self._settings.PUSH_CHUNK_SIZE
+
+    def _reserve_and_claim(self, run_id: str) -> _HeldRange | None:
+        """Reserve the next range and claim it for pushing, or None to stop refilling."""
         started = time.perf_counter()
         try:
-            reserved = self._store.reserve(self._settings.RANGE_SIZE)
+            reserved = self._store.reserve(self._sizer.next_size())
         except KeyspaceExhaustedError as error:
             log.error("keyspace exhausted, no more ranges will be reserved: %s", error)
             self._exhausted = True
@@ -131,6 +185,7 @@ class Refiller:
             extra={
                 "start": reserved.start,
                 "end": reserved.end,
+                "size": len(reserved),
                 "took_ms": round(took_seconds * 1000, 2),
             },
         )
@@ -140,26 +195,7 @@ class Refiller:
         if not self._writer.claim(reserved, run_id):
             log.warning("refill lock or redis changed before pushing; range abandoned")
             return None
-        return self._push_range(reserved, run_id)
-
-    def _push_range(self, reserved: Range, run_id: str) -> int | None:
-        chunk_size = self._settings.PUSH_CHUNK_SIZE
-        length: int | None = None
-        for chunk_index, chunk_start in enumerate(range(reserved.start, reserved.end, chunk_size)):
-            if self._stop.is_set():
-                return None
-            chunk_end = min(chunk_start + chunk_size, reserved.end)
-            keys = self._codec.encode_range(chunk_start, chunk_end)
-            length = self._push_chunk(reserved, chunk_index, keys, run_id)
-            if length is not None:
-                self._metrics.pushed(len(keys), length)
-            else:
-                log.warning(
-                    "redis or the refill lock changed while pushing; rest of range abandoned",
-                    extra={"start": reserved.start, "end": reserved.end, "at": chunk_start},
-                )
-                return None
-        return length
+        return _HeldRange(reserved, run_id)
 
     def _push_chunk(
         self, reserved: Range, chunk_index: int, keys: list[bytes], run_id: str

@@ -89,7 +89,14 @@ class PoolWriter:
                     self.names.lock,
                     self.names.push_marker(reserved.start, chunk_index),
                 ],
-                args=[self.token, run_id, LOCK_TTL_MS, PUSH_MARKER_TTL_SECONDS, *keys],
+                args=[
+                    self.token,
+                    run_id,
+                    LOCK_TTL_MS,
+                    PUSH_MARKER_TTL_SECONDS,
+                    len(keys[0]),
+                    b"".join(keys),
+                ],
             )
         )
         return None if result == POOL_STALE else result

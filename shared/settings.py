@@ -58,6 +58,9 @@ class Settings:
     ACCESS_LOG: bool = False
     API_TOKEN: str = dataclass_field(default="", repr=False)
     METRICS_PORT: int = 0
+    MAX_BATCH: int = 1000
+    RANGE_SIZE_MIN: int = 1000
+    RANGE_SIZE_MAX: int = 1_000_000
 
 
 def _positive(value: int) -> str | None:
@@ -132,6 +135,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "DATABASE_URL": _database_url,
     "LOG_FORMAT": _log_format,
     "METRICS_PORT": _metrics_port,
+    "MAX_BATCH": _positive,
+    "RANGE_SIZE_MIN": _positive,
+    "RANGE_SIZE_MAX": _positive,
 }
 
 
@@ -233,5 +239,10 @@ def load_settings(
         raise SettingsError(
             f"POOL_LOW_WATERMARK={settings.POOL_LOW_WATERMARK} is above "
             f"POOL_TARGET={settings.POOL_TARGET}: the low watermark must not exceed the target"
+        )
+    if not settings.RANGE_SIZE_MIN <= settings.RANGE_SIZE <= settings.RANGE_SIZE_MAX:
+        raise SettingsError(
+            f"RANGE_SIZE={settings.RANGE_SIZE} must lie between RANGE_SIZE_MIN="
+            f"{settings.RANGE_SIZE_MIN} and RANGE_SIZE_MAX={settings.RANGE_SIZE_MAX}"
         )
     return settings

@@ -178,7 +178,7 @@ def test_sigterm_stops_a_refiller_after_the_chunk_it_is_pushing(
 def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
     redis_server: RedisServer, processes: Processes
 ) -> None:
-    settings = {"POOL_TARGET": "100000", "POOL_LOW_WATERMARK": "50000", "RANGE_SIZE": "1000"}
+    settings = {"POOL_TARGET": "100000", "POOL_LOW_WATERMARK": "50000", "PUSH_CHUNK_SIZE": "1000"}
     names = [f"refiller-{n}" for n in range(3)]
     refillers = {name: processes.refiller(name, **settings) for name in names}
     wait_until(lambda: all("lock_token=" in processes.log(n) for n in names), 20, "starts")
@@ -213,7 +213,7 @@ def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
 
     print(f"\nlock holder killed; another refiller took over after {takeover:.2f}s")
     assert takeover <= LOCK_TTL_MS / 1000 + 3
-    assert watcher.largest <= 100000 + 1000  # at most one range over the target
+    assert watcher.largest <= 100000 + 1000  # at most one push chunk over the target
     keys = client.lrange(POOL, 0, -1)
     assert len(keys) == len(set(keys))
     for name in names:

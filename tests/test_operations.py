@@ -23,7 +23,13 @@ pytestmark = pytest.mark.system
 
 KEYSPACE_7 = 62**7
 # Small pools so that everything fills at once and nothing refills behind the test's back.
-SMALL_POOL = {"POOL_TARGET": "3000", "POOL_LOW_WATERMARK": "1000", "RANGE_SIZE": "1000"}
+# Fixed 1,000-number ranges (no adaptive growth), so the refiller's counts are exact.
+SMALL_POOL = {
+    "POOL_TARGET": "3000",
+    "POOL_LOW_WATERMARK": "1000",
+    "RANGE_SIZE": "1000",
+    "RANGE_SIZE_MAX": "1000",
+}
 
 
 def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
