@@ -128,6 +128,10 @@ class KeySource:
                 if self._waiters:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _POLL_MAX_SECONDS)
+        except Exception:
+            # A bug must not leave requests waiting for a pump that no longer runs.
+            log.exception("key pump failed; failing the waiting requests")
+            self._fail_all(KeysUnavailableError("internal-error", "the key pump failed"))
         finally:
             self._pump_task = None
 

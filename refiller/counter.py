@@ -57,6 +57,15 @@ class CounterStore(Protocol):
     def close(self) -> None: ...
 
 
+def next_range(start: int, size: int, keyspace_size: int) -> Range:
+    """The range a reservation of `size` takes from `start`: cut at the keyspace's end."""
+    if size < 1:
+        raise ValueError("a reservation takes at least one number")
+    if start >= keyspace_size:
+        raise KeyspaceExhaustedError(f"all {keyspace_size} keys of the keyspace have been reserved")
+    return Range(start, min(start + size, keyspace_size))
+
+
 def check_counter_value(value: object, keyspace_size: int, where: str) -> int:
     """The counter's stored value, or CounterStoreError when it was tampered with."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -12,13 +12,13 @@ so is the unpushed rest of a range when the refiller stops.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
 
 import redis
 
+from refiller.backoff import Backoff
 from refiller.counter import CounterStore, KeyspaceExhaustedError, Range
 from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
@@ -31,23 +31,6 @@ log = logging.getLogger("mini_forge.refiller")
 
 # Errors that pass by themselves: Redis restarting, unreachable, or a replica not yet promoted.
 TRANSIENT_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
-_BACKOFF_FIRST_SECONDS = 0.05
-_BACKOFF_MAX_SECONDS = 2.0
-
-
-class Backoff:
-    """Exponential backoff with jitter, reset after a success."""
-
-    def __init__(self) -> None:
-        self._delay = _BACKOFF_FIRST_SECONDS
-
-    def next_delay(self) -> float:
-        delay = self._delay
-        self._delay = min(self._delay * 2, _BACKOFF_MAX_SECONDS)
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self._delay = _BACKOFF_FIRST_SECONDS
 
 
 @dataclass
@@ -145,6 +128,7 @@ class Refiller:
                 "its unpushed rest is abandoned",
                 extra={"start": held.numbers.start, "end": held.numbers.end},
             )
+            self._sizer.abandoned()
             held = None
         if held is None or self._chunk_start(held) >= held.numbers.end:
             held = self._reserve_and_claim(run_id)
@@ -160,6 +144,7 @@ class Refiller:
                 "redis or the refill lock changed while pushing; rest of range abandoned",
                 extra={"start": held.numbers.start, "end": held.numbers.end, "at": chunk_start},
             )
+            self._sizer.abandoned()
             self._held = None
             return None
         held.next_chunk += 1
@@ -194,6 +179,7 @@ class Refiller:
         self._warn_if_keyspace_low(reserved)
         if not self._writer.claim(reserved, run_id):
             log.warning("refill lock or redis changed before pushing; range abandoned")
+            self._sizer.abandoned()
             return None
         return _HeldRange(reserved, run_id)
 
@@ -209,7 +195,7 @@ class Refiller:
                 if self._stop.is_set():
                     return None
                 log.warning("push failed, retrying the same chunk: %s", error)
-                time.sleep(backoff.next_delay())
+                self._stop.wait(backoff.next_delay())
 
     def _warn_if_keyspace_low(self, reserved: Range) -> None:
         left = self._codec.keyspace_size - reserved.end

@@ -18,23 +18,24 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
+from refiller.backoff import Backoff
 from refiller.counter import (
     CounterReading,
     CounterStoreError,
-    KeyspaceExhaustedError,
     Range,
     check_counter_value,
     check_mapping,
+    next_range,
     pinned_key_length,
 )
-from refiller.loop import Backoff
 from shared.codec import KeyCodec
+from shared.redact import url_secrets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,10 +70,10 @@ class _Target:
 
     def __init__(self, database_url: str) -> None:
         try:
-            url_password = urlsplit(database_url).password
+            urlsplit(database_url).password  # noqa: B018 (raises on a malformed port or host)
         except ValueError:
             raise CounterStoreError("DATABASE_URL is not a valid postgresql:// URL") from None
-        self._secrets = {s for s in (url_password, unquote(url_password or "")) if s}
+        self._secrets = url_secrets(database_url)
         try:
             params = conninfo_to_dict(database_url)
             defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in params}
@@ -81,9 +82,6 @@ class _Target:
             raise CounterStoreError(
                 f"DATABASE_URL is not a valid postgresql:// URL ({self.explain(error)})"
             ) from None
-        query_password = params.get("password")
-        if query_password:
-            self._secrets.add(str(query_password))
         host = params.get("host") or "localhost"
         port = params.get("port") or 5432
         database = params.get("dbname") or params.get("user") or "(default database)"
@@ -122,8 +120,6 @@ class PostgresCounterStore:
         return store
 
     def reserve(self, size: int) -> Range:
-        if size < 1:
-            raise ValueError("a reservation takes at least one number")
         return self._run(lambda connection: self._reserve_once(connection, size))
 
     def position(self) -> int:
@@ -179,16 +175,13 @@ class PostgresCounterStore:
     def _reserve_once(self, connection: _Connection, size: int) -> Range:
         with connection.transaction():
             start = self._read_counter(connection, for_update=True)
-            if start >= self._keyspace_size:
-                raise KeyspaceExhaustedError(
-                    f"all {self._keyspace_size} keys of the keyspace have been reserved"
-                )
-            end = min(start + size, self._keyspace_size)
+            reserved = next_range(start, size, self._keyspace_size)
             connection.execute(
-                "UPDATE mini_forge_counter SET value = %s WHERE name = %s", (end, COUNTER_NAME)
+                "UPDATE mini_forge_counter SET value = %s WHERE name = %s",
+                (reserved.end, COUNTER_NAME),
             )
         # Only reached once the COMMIT was acknowledged.
-        return Range(start, end)
+        return reserved
 
     def _run(
         self,

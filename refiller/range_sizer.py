@@ -46,3 +46,7 @@ class RangeSizer:
                 self.size = max(self.size // 2, self._minimum)
         self._last_reserved_at = now
         return self.size
+
+    def abandoned(self) -> None:
+        """The current range was given up before it was used: it says nothing about demand."""
+        self._last_reserved_at = None

@@ -19,10 +19,10 @@ from typing import TypeVar
 from refiller.counter import (
     CounterReading,
     CounterStoreError,
-    KeyspaceExhaustedError,
     Range,
     check_counter_value,
     check_mapping,
+    next_range,
     pinned_key_length,
 )
 from shared.codec import KeyCodec
@@ -66,8 +66,6 @@ class SQLiteCounterStore:
         return store
 
     def reserve(self, size: int) -> Range:
-        if size < 1:
-            raise ValueError("a reservation takes at least one number")
         return self._retry_while_locked(lambda: self._reserve_once(size))
 
     def position(self) -> int:
@@ -158,18 +156,13 @@ class SQLiteCounterStore:
                 raise
             raise self._unusable(error) from None
         try:
-            start = self._read_counter()
-            if start >= self._keyspace_size:
-                raise KeyspaceExhaustedError(
-                    f"all {self._keyspace_size} keys of the keyspace have been reserved"
-                )
-            end = min(start + size, self._keyspace_size)
-            execute("UPDATE counters SET value = ? WHERE name = ?", (end, COUNTER_NAME))
+            reserved = next_range(self._read_counter(), size, self._keyspace_size)
+            execute("UPDATE counters SET value = ? WHERE name = ?", (reserved.end, COUNTER_NAME))
             execute("COMMIT")
         except BaseException:
             execute("ROLLBACK")
             raise
-        return Range(start, end)
+        return reserved
 
     def _retry_while_locked(self, operation: Callable[[], T]) -> T:
         while True:

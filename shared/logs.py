@@ -13,9 +13,8 @@ import logging.config
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
 
-from shared.redact import MASK, SECRET_SETTINGS, URL_SETTINGS, url_password
+from shared.redact import MASK, SECRET_SETTINGS, URL_SETTINGS, url_secrets
 from shared.settings import Settings
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is printed,
@@ -37,9 +36,7 @@ def secrets_of(settings: Settings) -> list[str]:
     for name in SECRET_SETTINGS:
         found.add(str(getattr(settings, name, "")))
     for name in URL_SETTINGS:
-        password = url_password(str(getattr(settings, name)))
-        if password:
-            found.update((password, unquote(password)))
+        found.update(url_secrets(str(getattr(settings, name))))
     found.discard("")
     return sorted(found, key=len, reverse=True)
 

@@ -16,9 +16,11 @@ The pool is a Redis list of keys. Next to it live:
 - `<pool>:issued-samples`  recent `<unix time> <keys issued>` readings, newest first, from
   which `mini-forge status` derives the current rate.
 
-Every write checks the stamp against the live run id inside its script, and every pop runs
-its check in the same MULTI transaction as the LPOP, so a check and the read or write it
-guards are one atomic step.
+What can put a key in front of a client is fenced atomically: a push (PUSH_SCRIPT) checks
+the refill-lock token, the run id its range was claimed in and the stamp; a claim
+(CLAIM_SCRIPT) checks the token and the run id; a pop runs its stamp check in the same MULTI
+transaction as its LPOP. The lock, exhausted-flag and status keys are plain writes: losing
+one costs a short wait or a stale status line, never a key served twice.
 """
 
 from __future__ import annotations

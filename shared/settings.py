@@ -59,7 +59,7 @@ class Settings:
     API_TOKEN: str = dataclass_field(default="", repr=False)
     METRICS_PORT: int = 0
     MAX_BATCH: int = 1000
-    RANGE_SIZE_MIN: int = 1000
+    RANGE_SIZE_MIN: int = 100
     RANGE_SIZE_MAX: int = 1_000_000
 
 

@@ -79,7 +79,7 @@ def test_a_demand_inside_the_band_keeps_the_size() -> None:
 @pytest.mark.parametrize(
     ("environ", "named"),
     [
-        ({"RANGE_SIZE": "500"}, "RANGE_SIZE_MIN=1000"),
+        ({"RANGE_SIZE": "50"}, "RANGE_SIZE_MIN=100"),
         ({"RANGE_SIZE": "2000000"}, "RANGE_SIZE_MAX=1000000"),
         ({"RANGE_SIZE_MIN": "0"}, "RANGE_SIZE_MIN"),
         ({"RANGE_SIZE_MIN": "5000", "RANGE_SIZE_MAX": "4000", "RANGE_SIZE": "4500"}, "RANGE_SIZE"),
@@ -88,3 +88,13 @@ def test_a_demand_inside_the_band_keeps_the_size() -> None:
 def test_range_bounds_that_do_not_fit_are_refused(environ: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(environ, dotenv_path=None)
+
+
+def test_an_abandoned_range_does_not_grow_the_next_one() -> None:
+    now = [0.0]
+    sizer = RangeSizer(1000, 100, 1_000_000, clock=lambda: now[0])
+    sizer.next_size()
+    for _ in range(5):  # ranges given up at once (lost claim, redis restart)
+        now[0] += 0.01
+        sizer.abandoned()
+        assert sizer.next_size() == 1000

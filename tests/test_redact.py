@@ -64,3 +64,13 @@ def test_formatters_mask_every_secret_of_the_settings() -> None:
         line = formatter.format(record)
         assert "tok-123" not in line and "p@ss" not in line and "p%40ss" not in line
         assert "***" in line
+
+
+def test_a_password_in_the_query_string_is_masked_and_known_as_a_secret() -> None:
+    url = "postgresql://mf@db:5432/mf?sslmode=require&password=hunter%232"
+    assert redact_url(url) == "postgresql://mf@db:5432/mf?sslmode=require&password=***"
+    settings = load_settings(
+        {"REDIS_URL": "redis://127.0.0.1:1/0?password=s3cret", "DATABASE_URL": url},
+        dotenv_path=None,
+    )
+    assert {"hunter#2", "hunter%232", "s3cret"} <= set(secrets_of(settings))
