@@ -16,10 +16,10 @@ import redis
 
 from refiller.counter import open_counter_store
 from refiller.loop import Refiller
+from refiller.mapping import make_codec, mapping_identity
 from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
 from refiller.reporting import StatusReporter
-from shared.codec import make_codec, mapping_identity
 from shared.connections import redis_client
 from shared.pool import PoolNames
 from shared.redact import redact_url

@@ -7,19 +7,15 @@ test can kill -9 it, restart it with its data, or give it persistence settings.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import httpx
 import redis
 
@@ -145,43 +141,6 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-@dataclass
-class LoadResult:
-    """What a load run got back: every key served and every status seen."""
-
-    keys: list[str] = field(default_factory=list)
-    statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-
-
-async def fetch_keys(urls: Sequence[str], total: int, clients: int) -> LoadResult:
-    """`clients` concurrent clients GET /get-key round-robin over `urls` until `total` answers."""
-    result = LoadResult()
-    remaining = total
-    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=10)
-
-    async def client(index: int) -> None:
-        nonlocal remaining
-        url = f"{urls[index % len(urls)]}/get-key"
-        while remaining > 0:
-            remaining -= 1
-            async with session.get(url) as response:
-                body = await response.text()
-                result.statuses[response.status] += 1
-                if response.status == 200:
-                    result.keys.append(body)
-                else:
-                    result.errors[body] += 1
-
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(client(index) for index in range(clients)))
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def ci_is_set() -> bool:

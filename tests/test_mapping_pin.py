@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from refiller.counter import MappingChangedError
+from refiller.mapping import make_codec, mapping_identity
 from refiller.sqlite_store import SQLiteCounterStore
-from shared.codec import make_codec, mapping_identity
 from shared.settings import Settings
 from tests.support import Processes, RedisServer, wait_until
 

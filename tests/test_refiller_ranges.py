@@ -10,10 +10,11 @@ import pytest
 
 from refiller.counter import CounterStore, open_counter_store
 from refiller.loop import Refiller
+from refiller.mapping import mapping_identity
 from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
 from refiller.reporting import StatusReporter
-from shared.codec import KeyCodec, mapping_identity
+from shared.codec import KeyCodec
 from shared.pool import PoolNames
 from shared.settings import Settings, load_settings
 from tests.support import RedisServer

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.codec import ALPHABET, KeyCodec, KeyspaceError, make_codec, mapping_identity
+from refiller.mapping import make_codec, mapping_identity
+from shared.codec import ALPHABET, KeyCodec, KeyspaceError
 from shared.scramble import KeyedPermutation
 from shared.settings import DEFAULT_KEY_SECRET, Settings
 
