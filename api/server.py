@@ -26,6 +26,7 @@ from shared.settings import Settings
 
 # Slow or idle clients are dropped instead of holding a connection forever.
 KEEP_ALIVE_SECONDS = 5
+BACKLOG = 4096
 HEAD_TIMEOUT_SECONDS = 5
 # The same bound uvicorn's h11 parser applies by default.
 MAX_HEAD_BYTES = 16 * 1024
@@ -162,7 +163,7 @@ def run_api(settings: Settings, port: int, workers: int) -> None:
             http=GuardedHttpProtocol,
             access_log=settings.ACCESS_LOG,
             log_config=logging_config(settings),
-            backlog=4096,
+            backlog=BACKLOG,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )

@@ -16,13 +16,15 @@ from types import TracebackType
 
 import redis
 
+from api.server import BACKLOG, KEEP_ALIVE_SECONDS, GuardedHttpProtocol
 from tests.support import ROOT, RedisServer, free_port, http_ok, wait_until
 
 POOL_KEY = "bench:pool"
 # The flags api/server.py gives uvicorn, so that the ceiling runs under the same server.
 UVICORN_FLAGS = [
-    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    "--backlog", "4096", "--timeout-keep-alive", "5",
+    "--loop", "uvloop", "--http", f"{GuardedHttpProtocol.__module__}:GuardedHttpProtocol",
+    "--no-access-log", "--log-level", "warning",
+    "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
 ]  # fmt: skip
 WORKERS = 2
 _STOP_SECONDS = 15
