@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
+from tests.support import ROOT, BackgroundThread, Processes, RedisServer, free_port, wait_until
 
 _BUFFER = 65536
 # A small pool refills often, so pushes and pops interleave all through a fault test.
@@ -239,7 +239,7 @@ class LoadResult:
         )
 
 
-class KeyLoad:
+class KeyLoad(BackgroundThread):
     """`clients` concurrent HTTP clients fetching keys round-robin from `ports` until stopped.
 
     A client that gets a 503 or a connection error waits `pause` seconds and moves on to the
@@ -255,22 +255,15 @@ class KeyLoad:
         self._connection_errors = 0
         self._ok_times: list[float] = []
         self._ok_by_port: dict[int, list[float]] = {port: [] for port in self.ports}
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = 0.0
+        super().__init__()
 
     def __enter__(self) -> KeyLoad:
         self._started = time.monotonic()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stopping.set()
-        self._thread.join(30)
+        return super().__enter__()
 
     def stop(self) -> LoadResult:
-        self._stopping.set()
-        self._thread.join(30)
+        self.halt()
         return LoadResult(
             self._keys,
             self._statuses,
@@ -292,7 +285,7 @@ class KeyLoad:
         """When each 200 so far arrived (from `port` if given); the list grows while running."""
         return self._ok_times if port is None else self._ok_by_port[port]
 
-    def _run(self) -> None:
+    def run(self) -> None:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
@@ -303,7 +296,7 @@ class KeyLoad:
 
     async def _client(self, session: aiohttp.ClientSession, index: int) -> None:
         turn = index
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             port = self.ports[turn % len(self.ports)]
             turn += 1
             try:

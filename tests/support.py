@@ -12,9 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 import redis
@@ -146,3 +148,27 @@ def http_ok(url: str) -> bool:
 def ci_is_set() -> bool:
     """True on CI, where a missing tool is an error rather than a reason to skip."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+class BackgroundThread:
+    """Runs `run()` in a daemon thread from `with` entry until exit; `run` polls `stopping`."""
+
+    join_seconds = 30.0
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.halt()
+
+    def halt(self) -> None:
+        self.stopping.set()
+        self._thread.join(self.join_seconds)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api.server import HEAD_TIMEOUT_SECONDS, MAX_HEAD_BYTES
-from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
+from tests.support import ROOT, BackgroundThread, Processes, RedisServer, free_port, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -43,26 +43,17 @@ def _raw_exchange(port: int, request: bytes, wait: float = 10) -> tuple[bytes, f
     return answer, time.monotonic() - started
 
 
-class _Bystander:
+class _Bystander(BackgroundThread):
     """A well-behaved client fetching keys while a test misbehaves on other connections."""
 
     def __init__(self, port: int) -> None:
         self.statuses: list[int] = []
         self._port = port
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> _Bystander:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         with httpx.Client(timeout=5) as client:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 self.statuses.append(
                     client.get(f"http://127.0.0.1:{self._port}/get-key").status_code
                 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +18,7 @@ import redis
 from refiller.pool_writer import LOCK_TTL_MS
 from shared.codec import KeyCodec
 from tests.faults import KeyLoad, start_api, start_apis
-from tests.support import Processes, RedisServer, free_port, http_ok, wait_until
+from tests.support import BackgroundThread, Processes, RedisServer, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -43,26 +42,17 @@ def _llen(server: RedisServer) -> int:
         return int(client.llen(POOL))
 
 
-class _PoolWatcher:
+class _PoolWatcher(BackgroundThread):
     """Samples the pool length every few milliseconds and keeps the largest value."""
 
     def __init__(self, server: RedisServer) -> None:
         self.largest = 0
         self._server = server
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> _PoolWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         with self._server.client() as client:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 self.largest = max(self.largest, int(client.llen(POOL)))
                 time.sleep(0.005)
 
