@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from refiller.counter import CounterStoreError
+from refiller.counter import CounterStoreError, StopRequestedError
 from refiller.pool_writer import CounterWentBackError
 from shared.settings import Settings, SettingsError, load_settings
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except redis.RedisError as error:
         print(f"mini-forge: REDIS_URL does not lead to a usable redis: {error}", file=sys.stderr)
         return EXIT_FATAL
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequestedError):
         return 0
 
 

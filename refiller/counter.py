@@ -9,6 +9,7 @@ turn old numbers into keys already issued.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -20,6 +21,10 @@ class CounterStoreError(Exception):
 
 class MappingChangedError(CounterStoreError):
     """The configured key mapping differs from the one pinned in the counter store."""
+
+
+class StopRequestedError(Exception):
+    """The process was asked to stop while it waited for the counter store."""
 
 
 class KeyspaceExhaustedError(Exception):
@@ -97,18 +102,25 @@ def check_mapping(pinned: dict[str, str], wanted: dict[str, str], where: str) ->
 
 
 def open_counter_store(
-    database_url: str, keyspace_size: int, mapping: dict[str, str]
+    database_url: str,
+    keyspace_size: int,
+    mapping: dict[str, str],
+    stop: threading.Event | None = None,
 ) -> CounterStore:
-    """Open (creating on first use) the counter store that DATABASE_URL names."""
+    """Open (creating on first use) the counter store that DATABASE_URL names.
+
+    The store waits out a busy or unreachable database, but raises StopRequestedError as
+    soon as `stop` is set, so a stopping refiller never hangs on it.
+    """
     scheme = urlsplit(database_url).scheme
     if scheme == "sqlite":
         from refiller.sqlite_store import SQLiteCounterStore
 
-        return SQLiteCounterStore.open(database_url, keyspace_size, mapping)
+        return SQLiteCounterStore.open(database_url, keyspace_size, mapping, stop)
     if scheme in ("postgresql", "postgres"):
         from refiller.postgres_store import PostgresCounterStore
 
-        return PostgresCounterStore.open(database_url, keyspace_size, mapping)
+        return PostgresCounterStore.open(database_url, keyspace_size, mapping, stop)
     raise CounterStoreError(f"DATABASE_URL has an unsupported scheme {scheme!r}")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import redis
 
 from refiller.backoff import Backoff
-from refiller.counter import CounterStore, KeyspaceExhaustedError, Range
+from refiller.counter import CounterStore, KeyspaceExhaustedError, Range, StopRequestedError
 from refiller.metrics import RefillerMetrics
 from refiller.pool_writer import PoolWriter
 from refiller.range_sizer import RangeSizer
@@ -77,6 +77,9 @@ class Refiller:
         while not self._stop.is_set():
             try:
                 self.refill_once()
+            except StopRequestedError as waiting_for:
+                log.info("stopped while waiting for the counter store: %s", waiting_for)
+                return
             except TRANSIENT_REDIS_ERRORS as error:
                 if not redis_down:
                     log.warning("redis unavailable, retrying with backoff: %s", error)

@@ -15,6 +15,7 @@ range handed out twice. The password in DATABASE_URL never appears in an error o
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -29,6 +30,7 @@ from refiller.counter import (
     CounterReading,
     CounterStoreError,
     Range,
+    StopRequestedError,
     check_counter_value,
     check_mapping,
     next_range,
@@ -102,16 +104,23 @@ class _Target:
 class PostgresCounterStore:
     """A counter row in a PostgreSQL table, reserved in ranges."""
 
-    def __init__(self, target: _Target, keyspace_size: int) -> None:
+    def __init__(
+        self, target: _Target, keyspace_size: int, stop: threading.Event | None = None
+    ) -> None:
         self._target = target
         self._keyspace_size = keyspace_size
+        self._stop = stop or threading.Event()
         self._connection: _Connection | None = None
 
     @classmethod
     def open(
-        cls, database_url: str, keyspace_size: int, mapping: dict[str, str]
+        cls,
+        database_url: str,
+        keyspace_size: int,
+        mapping: dict[str, str],
+        stop: threading.Event | None = None,
     ) -> PostgresCounterStore:
-        store = cls(_Target(database_url), keyspace_size)
+        store = cls(_Target(database_url), keyspace_size, stop)
         try:
             store._run(lambda c: store._prepare(c, mapping), give_up_after=STARTUP_WAIT_SECONDS)
         except BaseException:
@@ -213,7 +222,8 @@ class PostgresCounterStore:
                         extra={"store": self._target.description},
                     )
                 last_problem = problem
-                time.sleep(backoff.next_delay())
+                if self._stop.wait(backoff.next_delay()):
+                    raise StopRequestedError(f"{self._target.description} is unreachable") from None
                 continue
             except psycopg.Error as error:
                 raise CounterStoreError(

@@ -40,7 +40,9 @@ def run_refiller(settings: Settings) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
     codec = make_codec(settings)
-    store = open_counter_store(settings.DATABASE_URL, codec.keyspace_size, mapping_identity(codec))
+    store = open_counter_store(
+        settings.DATABASE_URL, codec.keyspace_size, mapping_identity(codec), stop
+    )
     client = redis_client(settings)
     metrics = RefillerMetrics(codec.keyspace_size)
     try:

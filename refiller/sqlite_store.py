@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +20,7 @@ from refiller.counter import (
     CounterReading,
     CounterStoreError,
     Range,
+    StopRequestedError,
     check_counter_value,
     check_mapping,
     next_range,
@@ -42,14 +43,25 @@ def _is_locked(error: sqlite3.OperationalError) -> bool:
 class SQLiteCounterStore:
     """A counter row in a SQLite file, reserved in ranges."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, keyspace_size: int) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        keyspace_size: int,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._connection = connection
         self._path = path
         self._keyspace_size = keyspace_size
+        self._stop = stop or threading.Event()
 
     @classmethod
     def open(
-        cls, database_url: str, keyspace_size: int, mapping: dict[str, str]
+        cls,
+        database_url: str,
+        keyspace_size: int,
+        mapping: dict[str, str],
+        stop: threading.Event | None = None,
     ) -> SQLiteCounterStore:
         path = Path(database_url.removeprefix("sqlite:///"))
         try:
@@ -57,7 +69,7 @@ class SQLiteCounterStore:
             connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise CounterStoreError(f"counter store {path}: cannot open ({error})") from None
-        store = cls(connection, path, keyspace_size)
+        store = cls(connection, path, keyspace_size, stop)
         try:
             store._retry_while_locked(lambda: store._prepare(mapping))
         except BaseException:
@@ -172,7 +184,8 @@ class SQLiteCounterStore:
                 if not _is_locked(error):
                     raise self._unusable(error) from None
                 log.debug("counter store busy, retrying", extra={"path": str(self._path)})
-                time.sleep(_LOCKED_RETRY_SECONDS)
+                if self._stop.wait(_LOCKED_RETRY_SECONDS):
+                    raise StopRequestedError(f"counter store {self._path} is busy") from None
 
     def _unusable(self, error: sqlite3.Error) -> CounterStoreError:
         return CounterStoreError(

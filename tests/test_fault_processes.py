@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -209,3 +211,26 @@ def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
     for name in names:
         if name != holder:
             assert refillers[name].poll() is None, processes.log(name)
+
+
+def test_sigterm_stops_a_refiller_waiting_on_a_locked_counter_store(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """A refiller that waits for the counter store still stops on SIGTERM, with status 0."""
+    path = tmp_path / "counter.db"
+    first = processes.refiller("first")
+    wait_until(path.is_file, 20, "the counter store")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(20) == 0
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # every other connection now waits
+    try:
+        waiting = processes.refiller("waiting")
+        time.sleep(2)
+        assert waiting.poll() is None, "it waits for the lock rather than giving up"
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(15) == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
