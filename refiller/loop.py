@@ -101,7 +101,7 @@ class Refiller:
                 extra={"discarded_keys": state.discarded, "run_id": state.run_id},
             )
         self._metrics.pool_length = state.length
-        self._reporter.tick(state.length, self._store.position)
+        self._reporter.tick(state.length, self._numbers_released)
         if self._exhausted:
             self._writer.mark_exhausted()
             return
@@ -153,6 +153,12 @@ class Refiller:
         held.next_chunk += 1
         self._metrics.pushed(len(keys), length)
         return length
+
+    def _numbers_released(self) -> int:
+        """The counter position less what this refiller still holds unpushed."""
+        held = self._held
+        unpushed = 0 if held is None else max(held.numbers.end - self._chunk_start(held), 0)
+        return self._store.position() - unpushed
 
     def _chunk_start(self, held: _HeldRange) -> int:
         return held.numbers.start + held.next_chunk * self._settings.PUSH_CHUNK_SIZE

@@ -43,7 +43,11 @@ class StatusReporter:
         self._next_sample = 0.0
 
     def tick(self, pool_length: int, position: Callable[[], int]) -> None:
-        """Heartbeat and issued-keys reading, each when due; `position` reads the counter."""
+        """Heartbeat and issued-keys reading, each when due.
+
+        `position` gives the numbers that left the counter store and this refiller's hands
+        (pushed, or lost in a crash); less the pool length, that is the keys issued.
+        """
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_SECONDS
