@@ -99,6 +99,12 @@ def test_real_refillers_fill_the_pool_from_postgres(
     refillers = [processes.refiller(f"refiller-{index}", **settings) for index in range(2)]
     client = redis_server.client()
     wait_until(lambda: client.llen("mini-forge:pool") >= 5_000, 60, "the pool to fill")
+    # One refiller may fill the pool alone while the other is still importing; SIGTERM must
+    # reach both after they installed their handlers.
+    names = [f"refiller-{index}" for index in range(2)]
+    wait_until(
+        lambda: all("refiller started" in processes.log(name) for name in names), 30, "starts"
+    )
     for refiller in refillers:
         assert refiller.poll() is None
     keys = client.lrange("mini-forge:pool", 0, -1)
