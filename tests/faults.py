@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import http.client
 import itertools
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support import ROOT, BackgroundThread, Processes, RedisServer, free_port, wait_until
+from tests.support import ROOT, BackgroundThread, Processes, RedisServer, free_port
 
 _BUFFER = 65536
 # A small pool refills often, so pushes and pops interleave all through a fault test.
@@ -48,30 +47,11 @@ def system_processes(directory: Path, redis_url: str, **env: str) -> Processes:
     )
 
 
-def healthy(port: int) -> bool:
-    """Whether the API on `port` answers /healthz; cheap, so polling it does not starve the
-    load generator that shares this process (an httpx client costs ~25 ms of CPU to build)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
-def start_api(processes: Processes, port: int, name: str | None = None) -> None:
-    """Start an API instance on `port` and wait until it answers."""
-    processes.start(name or f"api-{port}", ["api", "--port", str(port)])
-    wait_until(lambda: healthy(port), 20, f"api on {port}")
-
-
 def start_apis(processes: Processes, count: int) -> list[int]:
     """Start `count` API instances on free ports; their ports."""
     ports = [free_port() for _ in range(count)]
     for port in ports:
-        start_api(processes, port)
+        processes.api(port)
     return ports
 
 

@@ -25,7 +25,6 @@ from tests.faults import (
     KeyLoad,
     LoadResult,
     lose_unsynced_aof_tail,
-    start_api,
     start_apis,
     system_processes,
 )
@@ -78,7 +77,7 @@ class ChaosDriver:
             time.sleep(down_seconds)
             if component.startswith("api-"):
                 port = int(component.removeprefix("api-"))
-                start_api(self.processes, port, component)  # returns once it answers
+                self.processes.api(port, name=component)  # returns once it answers
                 self.live[component] = self.processes.started[-1][1]
             else:
                 starts = self.processes.log(component).count("refiller started")

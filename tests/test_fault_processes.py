@@ -19,7 +19,7 @@ import redis
 
 from refiller.pool_writer import LOCK_TTL_MS
 from shared.codec import KeyCodec
-from tests.faults import KeyLoad, start_api, start_apis
+from tests.faults import KeyLoad, start_apis
 from tests.support import BackgroundThread, Processes, RedisServer, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.faults
@@ -103,7 +103,7 @@ def test_service_resumes_after_a_kill_9_once_the_dead_part_is_back(
             process.kill()
             process.wait()
             time.sleep(0.5)
-            start_api(processes, ports[0], f"{name}-again")
+            processes.api(ports[0], name=f"{name}-again")
             back = time.monotonic()
         else:
             redis_server.kill()

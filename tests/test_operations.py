@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ROOT, Processes, RedisServer, free_port, http_ok, wait_until
+from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -44,11 +44,6 @@ def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
     return samples
 
 
-def start_api(processes: Processes, port: int, *args: str, **env: str) -> None:
-    processes.start(f"api-{port}", ["api", "--port", str(port), *args], **env)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 20, f"api on {port}")
-
-
 def ready(base: str, headers: dict[str, str] | None = None) -> bool:
     return httpx.get(f"{base}/readyz", headers=headers, timeout=5).status_code == 200
 
@@ -63,7 +58,7 @@ def test_api_metrics_count_keys_and_503s_across_workers(
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    start_api(processes, port, "--workers", "2", EMPTY_POOL_WAIT_MS="50")
+    processes.api(port, "--workers", "2", EMPTY_POOL_WAIT_MS="50")
 
     assert httpx.get(f"{base}/get-key", timeout=5).json()["error"] == "pool-empty"
     before = scrape(f"{base}/metrics")
@@ -107,7 +102,7 @@ def test_api_metrics_count_keys_and_503s_across_workers(
 def test_readyz_follows_redis_and_the_pool(processes: Processes, redis_server: RedisServer) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    start_api(processes, port)
+    processes.api(port)
     assert readyz(base) == (503, "pool-invalid")  # no refiller has stamped this pool yet
 
     refiller = processes.refiller(**SMALL_POOL)
@@ -131,7 +126,7 @@ def test_api_token_guards_every_route_but_healthz(processes: Processes) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     processes.refiller(**SMALL_POOL)
-    start_api(processes, port, API_TOKEN=token)
+    processes.api(port, API_TOKEN=token)
     good = {"Authorization": f"Bearer {token}"}
     wait_until(lambda: ready(base, good), 20, "ready")
 
@@ -174,7 +169,7 @@ def test_status_reports_a_running_system(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     refiller = processes.refiller(**SMALL_POOL)
-    start_api(processes, port)
+    processes.api(port)
     wait_until(lambda: ready(base), 20, "ready")
     for _ in range(25):
         assert httpx.get(f"{base}/get-key", timeout=5).status_code == 200
