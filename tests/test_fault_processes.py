@@ -19,7 +19,7 @@ import redis
 
 from refiller.pool_writer import LOCK_TTL_MS
 from shared.codec import KeyCodec
-from tests.faults import KeyLoad, start_apis
+from tests.faults import SMALL_POOL, KeyLoad, start_apis
 from tests.support import BackgroundThread, Processes, RedisServer, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.faults
@@ -28,7 +28,6 @@ POOL = "mini-forge:pool"
 LOCK = f"{POOL}:lock"
 CODEC = KeyCodec(7)
 RECOVERY_BOUND_SECONDS = 5
-SMALL_POOL = {"POOL_TARGET": "20000", "POOL_LOW_WATERMARK": "10000", "RANGE_SIZE": "1000"}
 # One range of 100 chunks: a refiller is "in the middle of a push" for a long while.
 LONG_RANGES = {
     "RANGE_SIZE": "100000",
