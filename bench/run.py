@@ -29,6 +29,7 @@ import redis
 from bench.report import Row, machine_report, render_markdown, render_table
 from bench.stack import POOL_KEY, Stack
 from bench.wrk import WrkResult, run_wrk
+from mini_forge.up import stop_process
 from shared.settings import Settings
 
 FILL_KEYS = 1_000_000
@@ -84,7 +85,7 @@ def measure_fill(stack: Stack, order: str, runs: int) -> tuple[list[float], list
             first = wait_for_length(client, 1)
             last = wait_for_length(client, FILL_KEYS)
         finally:
-            stack.stop(refiller)
+            stop_process(refiller)
         rates.append((last.length - first.length) / (last.at - first.at))
         pooled = int(client.llen(POOL_KEY))
         bytes_per_key.append((int(client.info("memory")["used_memory"]) - before) / pooled)

@@ -7,7 +7,6 @@ stopped (SIGTERM, then SIGKILL) when the stack closes, whatever happened.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from types import TracebackType
 import redis
 
 from api.server import BACKLOG, KEEP_ALIVE_SECONDS, GuardedHttpProtocol
+from mini_forge.up import stop_process
 from tests.support import ROOT, RedisServer, free_port, http_ok, wait_until
 
 POOL_KEY = "bench:pool"
@@ -27,7 +27,6 @@ UVICORN_FLAGS = [
     "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
 ]  # fmt: skip
 WORKERS = 2
-_STOP_SECONDS = 15
 
 
 class Stack:
@@ -49,7 +48,7 @@ class Stack:
         _traceback: TracebackType | None,
     ) -> None:
         for process in reversed(self._processes):
-            self.stop(process)
+            stop_process(process)
         self.redis.stop()
 
     def client(self) -> redis.Redis:
@@ -94,15 +93,6 @@ class Stack:
         self.start("ceiling", command, self.env())
         return self._wait_for(f"http://127.0.0.1:{port}", "/")
 
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
     def log_path(self, name: str) -> Path:
         return self.directory / f"{name}.log"
 
@@ -129,4 +119,4 @@ class Stack:
                     raise RuntimeError(f"the top-up refiller failed; see {self.log_path('top-up')}")
                 time.sleep(0.05)
         finally:
-            self.stop(refiller)
+            stop_process(refiller)

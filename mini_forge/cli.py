@@ -15,7 +15,7 @@ import redis
 
 from refiller.counter import CounterStoreError, StopRequestedError
 from refiller.pool_writer import CounterWentBackError
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, check_port, load_settings
 
 EXIT_USER_ERROR = 2
 EXIT_FATAL = 1
@@ -78,8 +78,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.workers < 1:
             raise SettingsError(f"--workers={args.workers}: must be at least 1")
         port = settings.PORT if args.port is None else args.port
-        if not 1 <= port <= 65535:
-            raise SettingsError(f"--port={port}: must be a port number between 1 and 65535")
+        problem = check_port(port)
+        if problem:
+            raise SettingsError(f"--port={port}: {problem}")
         run_api(settings, port, args.workers)
     elif args.command == "status":
         from mini_forge.status import run_status

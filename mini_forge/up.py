@@ -109,11 +109,17 @@ def run_up(settings: Settings, api_instances: int) -> int:
 
 
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    """SIGTERM the services first and Redis last, then wait for each."""
+    """Stop the services first and Redis last."""
     for _name, child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        stop_process(child)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

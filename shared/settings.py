@@ -67,7 +67,8 @@ def _positive(value: int) -> str | None:
     return None if value > 0 else "must be a positive integer"
 
 
-def _port(value: int) -> str | None:
+def check_port(value: int) -> str | None:
+    """Why `value` is not a TCP port number, or None."""
     return None if 1 <= value <= 65535 else "must be a port number between 1 and 65535"
 
 
@@ -120,7 +121,7 @@ def _log_format(value: str) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "PORT": _port,
+    "PORT": check_port,
     "RANGE_SIZE": _positive,
     "POOL_LOW_WATERMARK": _non_negative,
     "POOL_TARGET": _positive,
