@@ -91,6 +91,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.command == "up":
         from mini_forge.up import run_up
 
+        if args.api_instances < 1:
+            raise SettingsError(f"--api-instances={args.api_instances}: must be at least 1")
         return run_up(settings, args.api_instances)
     return 0
 

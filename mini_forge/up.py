@@ -31,6 +31,17 @@ def free_port() -> int:
         return port
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether a listening socket could not be bound to (host, port) right now."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 def redis_answers(url: str) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -40,9 +51,11 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server that keeps nothing on disk, on a free loopback port."""
+def start_private_redis(api_ports: list[int]) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server that keeps nothing on disk, on a free loopback port not among `api_ports`."""
     port = free_port()
+    while port in api_ports:
+        port = free_port()
     process = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no"],
@@ -58,6 +71,16 @@ def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def run_up(settings: Settings, api_instances: int) -> int:
+    ports = [settings.PORT + index for index in range(api_instances)]
+    unusable = [port for port in ports if port > 65535 or port_taken(settings.HOST, port)]
+    if unusable:
+        print(
+            f"mini-forge: cannot listen on {settings.HOST} port {unusable[0]} (in use or out of"
+            f" range); the API instances need ports {ports[0]}-{ports[-1]}: set PORT to another"
+            " base port",
+            file=sys.stderr,
+        )
+        return 1
     env = dict(os.environ)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     redis_url = settings.REDIS_URL
@@ -70,7 +93,7 @@ def run_up(settings: Settings, api_instances: int) -> int:
                 file=sys.stderr,
             )
             return 1
-        redis_process, redis_url = start_private_redis()
+        redis_process, redis_url = start_private_redis(ports)
         children.append(("redis-server", redis_process))
         env["REDIS_URL"] = redis_url
 
@@ -80,7 +103,6 @@ def run_up(settings: Settings, api_instances: int) -> int:
     signal.signal(signal.SIGTERM, stop_everything)
     try:
         children.append(("refiller", subprocess.Popen([sys.executable, "-m", "refiller"], env=env)))
-        ports = [settings.PORT + index for index in range(api_instances)]
         for port in ports:
             command = [sys.executable, "-m", "api", "--port", str(port)]
             children.append((f"api :{port}", subprocess.Popen(command, env=env)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -34,15 +36,36 @@ def up_command(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: Path) -> None:
-    port = free_port()
-    up = up_command(tmp_path, PORT=str(port))
+def two_free_ports() -> int:
+    """A port P such that P and P+1 are both free (bind(0) hands out one port at a time)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+def read_banner(up: subprocess.Popen[str]) -> tuple[str, list[str]]:
+    """The start banner; then the rest of the output keeps being read into the list,
+    so the children, which share the pipe, never block on a full one."""
     assert up.stdout is not None
     banner = ""
     while "Ctrl-C" not in banner:
         line = up.stdout.readline()
         assert line, f"mini-forge up ended early:\n{banner}"
         banner += line
+    rest: list[str] = []
+    threading.Thread(target=lambda: rest.extend(up.stdout or ()), daemon=True).start()
+    return banner, rest
+
+
+def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: Path) -> None:
+    port = two_free_ports()
+    up = up_command(tmp_path, PORT=str(port))
+    banner, output = read_banner(up)
     assert f"curl http://127.0.0.1:{port}/get-key" in banner
     assert f"curl http://127.0.0.1:{port + 1}/get-key" in banner
     redis_port = re.search(r"redis-cli -p (\d+) LLEN mini-forge:pool", banner)
@@ -54,7 +77,10 @@ def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: 
         except httpx.HTTPError:
             return False
 
-    wait_until(key_served, 30, "a key from the second instance")
+    try:
+        wait_until(key_served, 30, "a key from the second instance")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; mini-forge up printed:\n{''.join(output)}") from None
 
     up.send_signal(signal.SIGINT)
     assert up.wait(30) == 0
@@ -74,3 +100,17 @@ def test_up_without_redis_says_how_to_get_one(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "redis-server is not installed" in lines[0]
     assert "apt-get install redis-server" in lines[0]
+
+
+def test_up_with_a_port_in_use_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        up = up_command(tmp_path, PORT=str(taken))
+        output, _ = up.communicate(timeout=30)
+    assert up.returncode == 1
+    assert output.strip().splitlines() == [
+        f"mini-forge: cannot listen on 127.0.0.1 port {taken} (in use or out of range);"
+        f" the API instances need ports {taken}-{taken + 1}: set PORT to another base port"
+    ]
