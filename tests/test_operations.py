@@ -11,12 +11,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.pool import PoolNames
 from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
 
 pytestmark = pytest.mark.system
@@ -174,6 +176,13 @@ def test_status_reports_a_running_system(
     for _ in range(25):
         assert httpx.get(f"{base}/get-key", timeout=5).status_code == 200
 
+    def rate_window_open() -> bool:
+        """A rate needs a refiller's reading taken over a second before status reads."""
+        with redis_server.client() as client:
+            oldest = client.lindex(PoolNames("mini-forge:pool").issued_samples, -1)
+        return oldest is not None and time.time() - float(oldest.split()[0]) > 1.5
+
+    wait_until(rate_window_open, 20, "a refiller's issued-keys reading 1.5 s old")
     result = run_status(only_urls, tmp_path, "--json")
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
