@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from tests.postgres import HOST, PORT, PostgresDatabase, postgres_reachable
@@ -16,6 +17,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Processes the tests start use a secret of their own, not the documented default
     (which makes every refiller log a warning); tests of that warning unset it."""
     os.environ.setdefault("KEY_SECRET", "mini-forge-test-suite-secret")
+    # No per-example deadline: one scheduler stall on a busy CI machine must not fail a
+    # property test (or make hypothesis call it flaky); the properties are what count.
+    hypothesis.settings.register_profile("mini-forge", deadline=None)
+    hypothesis.settings.load_profile("mini-forge")
 
 
 @pytest.fixture

@@ -270,7 +270,9 @@ class KeyLoad(BackgroundThread):
 
     async def _main(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
-        connector = aiohttp.TCPConnector(limit=0)
+        # Idle connections are dropped before the server's keep-alive timeout ends them, so a
+        # request never races the server closing its connection.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             await asyncio.gather(*(self._client(session, index) for index in range(self.clients)))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,22 @@ from urllib.parse import urlsplit
 
 import redis
 
+import mini_forge.up
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A free loopback port not handed out before in this run: two bind(0) probes can get
+    the same port when nothing has bound it in between."""
+    port = mini_forge.up.free_port()
+    while port in _ports_handed_out:
+        port = mini_forge.up.free_port()
+    _ports_handed_out.add(port)
+    return port
 
 
 def wait_until(condition: object, timeout: float, what: str, interval: float = 0.05) -> None:

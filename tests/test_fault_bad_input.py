@@ -180,12 +180,18 @@ def test_a_redis_url_that_leads_nowhere_is_one_line_at_start(
 ) -> None:
     redis_server.kill()  # a free port nobody listens on
     process = _start(command, redis_server.url, tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
     try:
-        time.sleep(4)
+        wait_until(lambda: any("WARNING" in line for line in lines), 30, "a warning")
+        time.sleep(3)  # long enough for a retry loop to repeat it, if it did
         assert process.poll() is None  # it waits for redis rather than giving up
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=20)
+        process.wait(20)
+        reader.join(5)
+    output = "".join(lines)
     assert "Traceback" not in output
     complaints = [line for line in output.splitlines() if "WARNING" in line]
     assert len(complaints) == 1, output

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import App
 from shared.settings import load_settings
-from tests.support import Processes, RedisServer, free_port
+from tests.support import Processes, RedisServer, free_port, http_ok, wait_until
 from tests.test_key_source import fill_pool
 
 MAX_BATCH = 50
@@ -120,6 +120,7 @@ def test_keys_over_http_from_a_real_api_server(processes: Processes) -> None:
     port = free_port()
     processes.api(port, MAX_BATCH=str(MAX_BATCH))
     base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{base}/readyz"), 30, "keys in the pool")
     keys: list[str] = []
     for _ in range(5):
         response = httpx.get(f"{base}/keys?count={MAX_BATCH}", timeout=5)

@@ -69,7 +69,8 @@ def test_a_process_whose_connection_is_killed_retries_and_reuses_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:
     output = tmp_path / "worker.out"
-    worker = start_worker(postgres_url, 1_500, output)
+    # Far more ranges than the last kill waits for, so the worker is still at work for it.
+    worker = start_worker(postgres_url, 3_000, output)
     kills = 0
     for progress in (200, 400, 600, 800, 1_000):
         wait_until(lambda p=progress: len(read_ranges(output)) >= p, 60, f"{progress} ranges")
@@ -77,7 +78,7 @@ def test_a_process_whose_connection_is_killed_retries_and_reuses_nothing(
         kills += 1
     assert worker.wait(120) == 0
     ranges = read_ranges(output)
-    assert len(ranges) == 1_500
+    assert len(ranges) == 3_000
     assert_disjoint(ranges)
     assert ranges == sorted(ranges), "a range went back in time"
     (position,) = run_sql(postgres_url, "SELECT value FROM mini_forge_counter") or (None,)

@@ -91,7 +91,7 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
     try:
         processes.refiller()
         processes.api(port)
-        wait_until(lambda: ready(base, good), 20, "ready")
+        wait_until(lambda: pool_full(base, good), 20, "a full pool")
         assert httpx.get(f"{base}/get-key", headers=good, timeout=5).status_code == 200
         assert httpx.get(f"{base}/get-key", timeout=5).status_code == 401
         assert httpx.get(f"{base}/metrics", headers=good, timeout=5).status_code == 200
@@ -117,8 +117,10 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
             assert secret not in text
 
 
-def ready(base: str, headers: dict[str, str]) -> bool:
-    return httpx.get(f"{base}/readyz", headers=headers, timeout=5).status_code == 200
+def pool_full(base: str, headers: dict[str, str]) -> bool:
+    """Ready with the whole POOL_TARGET pushed: the test counts keys from here."""
+    response = httpx.get(f"{base}/readyz", headers=headers, timeout=5)
+    return response.status_code == 200 and response.json()["pool_length"] == 3000
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
@@ -145,6 +147,7 @@ def test_rediss_with_a_password_serves_keys(tmp_path: Path) -> None:
         processes.refiller()
         processes.api(port)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 20, "ready over TLS")
+        wait_until(lambda: server.client().llen("mini-forge:pool") == 3000, 20, "a full pool")
         response = httpx.get(f"http://127.0.0.1:{port}/get-key", timeout=5)
         assert response.status_code == 200 and len(response.text) == 7
         assert server.client().llen("mini-forge:pool") == 2999

@@ -67,7 +67,10 @@ def test_dotenv_is_loaded_but_the_real_environment_wins(
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("RANGE_SIZE=4321\nPORT=9001\n")
     monkeypatch.setenv("PORT", "9002")
-    monkeypatch.delenv("RANGE_SIZE", raising=False)
+    # Set first so monkeypatch records it: the .env load below writes RANGE_SIZE into
+    # os.environ, and the undo must remove it, or every later test process inherits it.
+    monkeypatch.setenv("RANGE_SIZE", "unset")
+    monkeypatch.delenv("RANGE_SIZE")
     settings = load_settings()
     assert settings.RANGE_SIZE == 4321
     assert settings.PORT == 9002

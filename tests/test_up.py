@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -37,12 +38,15 @@ def up_command(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
 
 
 def two_free_ports() -> int:
-    """A port P such that P and P+1 are both free (bind(0) hands out one port at a time)."""
+    """A port P such that P and P+1 are both free, below the ephemeral range, so that no
+    outgoing connection (they take ports from that range) can take one of them meanwhile."""
+    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     while True:
-        port = free_port()
-        with socket.socket() as probe:
+        port = random.randrange(low_ephemeral // 2, low_ephemeral - 2)
+        with socket.socket() as first, socket.socket() as second:
             try:
-                probe.bind(("127.0.0.1", port + 1))
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
             except OSError:
                 continue
         return port
@@ -65,25 +69,28 @@ def read_banner(up: subprocess.Popen[str]) -> tuple[str, list[str]]:
 def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: Path) -> None:
     port = two_free_ports()
     up = up_command(tmp_path, PORT=str(port))
-    banner, output = read_banner(up)
-    assert f"curl http://127.0.0.1:{port}/get-key" in banner
-    assert f"curl http://127.0.0.1:{port + 1}/get-key" in banner
-    redis_port = re.search(r"redis-cli -p (\d+) LLEN mini-forge:pool", banner)
-    assert redis_port is not None
-
-    def key_served() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port + 1}/get-key", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(key_served, 30, "a key from the second instance")
-    except AssertionError as timeout:
-        raise AssertionError(f"{timeout}; mini-forge up printed:\n{''.join(output)}") from None
+        banner, output = read_banner(up)
+        assert f"curl http://127.0.0.1:{port}/get-key" in banner
+        assert f"curl http://127.0.0.1:{port + 1}/get-key" in banner
+        redis_port = re.search(r"redis-cli -p (\d+) LLEN mini-forge:pool", banner)
+        assert redis_port is not None
 
-    up.send_signal(signal.SIGINT)
-    assert up.wait(30) == 0
+        def key_served() -> bool:
+            try:
+                url = f"http://127.0.0.1:{port + 1}/get-key"
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(key_served, 30, "a key from the second instance")
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}; mini-forge up printed:\n{''.join(output)}") from None
+    finally:
+        up.send_signal(signal.SIGINT)  # Ctrl-C; on a failure, so nothing is left running
+        returncode = up.wait(30)
+    assert returncode == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/get-key", timeout=2)
     result = subprocess.run(
