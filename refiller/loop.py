@@ -167,7 +167,8 @@ class Refiller:
         """Reserve the next range and claim it for pushing, or None to stop refilling."""
         started = time.perf_counter()
         try:
-            reserved = self._store.reserve(self._sizer.next_size())
+            with self._writer.lock_kept():
+                reserved = self._store.reserve(self._sizer.next_size())
         except KeyspaceExhaustedError as error:
             log.error("keyspace exhausted, no more ranges will be reserved: %s", error)
             self._exhausted = True

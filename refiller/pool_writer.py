@@ -9,6 +9,10 @@ restarted or failed over, where its first push may already have been served and 
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -21,11 +25,14 @@ from shared.pool import (
     PUSH_MARKER_TTL_SECONDS,
     PUSH_SCRIPT,
     RELEASE_SCRIPT,
+    RENEW_SCRIPT,
     PoolNames,
 )
 
 # How long a dead refiller can block the others; every claim and push extends it.
 LOCK_TTL_MS = 2000
+# A reservation slower than this lets the lock lapse, so another refiller can try.
+LOCK_KEPT_MAX_SECONDS = 60.0
 
 
 class CounterWentBackError(Exception):
@@ -50,6 +57,7 @@ class PoolWriter:
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._push = client.register_script(PUSH_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
 
     def check(self) -> PoolState:
         """The pool's length, after discarding it if it was filled in another Redis process."""
@@ -61,6 +69,35 @@ class PoolWriter:
 
     def release_lock(self) -> None:
         self._release(keys=[self.names.lock], args=[self.token])
+
+    @contextmanager
+    def lock_kept(self) -> Iterator[None]:
+        """Keep the refill lock alive while the block runs (a reservation), for at most
+        LOCK_KEPT_MAX_SECONDS.
+
+        A counter store that takes longer than the lock's TTL to answer would otherwise
+        lose the lock mid-reservation and the range would be abandoned: with a store that
+        stays that slow, every refill would waste a range and push nothing. The lock still
+        lapses within its TTL when this process dies or freezes.
+        """
+        done = threading.Event()
+
+        def renew() -> None:
+            deadline = time.monotonic() + LOCK_KEPT_MAX_SECONDS
+            while not done.wait(LOCK_TTL_MS / 3000) and time.monotonic() < deadline:
+                try:
+                    if not self._renew(keys=[self.names.lock], args=[self.token, LOCK_TTL_MS]):
+                        return  # lost already: the claim after the block will say so
+                except redis.RedisError:
+                    continue  # the claim fails too if Redis stays away
+
+        keeper = threading.Thread(target=renew, name="refill-lock-keeper", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def claim(self, reserved: Range, run_id: str) -> bool:
         """Record the range as the highest pushed; False if the lock or Redis changed."""

@@ -132,6 +132,13 @@ return {valid, redis.call('LLEN', KEYS[1]), redis.call('EXISTS', KEYS[3])}
 """
 )
 
+# KEYS: lock. ARGV: token, ttl ms. Extends the lock only if this refiller still holds it;
+# returns 1 if it did, 0 if the lock lapsed or went to another refiller.
+RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 # KEYS: lock. ARGV: token. Releases the lock only if this refiller still holds it.
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
