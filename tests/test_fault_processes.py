@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from refiller.pool_writer import LOCK_TTL_MS
+from refiller.pool_writer import LOCK_TTL_MS, PoolWriter
 from shared.codec import KeyCodec
+from shared.pool import PoolNames
 from tests.faults import SMALL_POOL, KeyLoad, start_apis
 from tests.support import BackgroundThread, Processes, RedisServer, free_port, http_ok, wait_until
 
@@ -28,10 +29,13 @@ POOL = "mini-forge:pool"
 LOCK = f"{POOL}:lock"
 CODEC = KeyCodec(7)
 RECOVERY_BOUND_SECONDS = 5
-# One range of 100 chunks: a refiller is "in the middle of a push" for a long while.
+# One range of 5,000 small chunks: a refiller is "in the middle of a push" for a long while
+# (about 1 s on a quiet 2-core machine; 1,000-key chunks took only 40 ms, a window that a
+# loaded machine can miss between seeing the first keys and the signal landing).
+LONG_CHUNK = 20
 LONG_RANGES = {
     "RANGE_SIZE": "100000",
-    "PUSH_CHUNK_SIZE": "1000",
+    "PUSH_CHUNK_SIZE": str(LONG_CHUNK),
     "POOL_TARGET": "200000",
     "POOL_LOW_WATERMARK": "200000",
     "KEY_ORDER": "sequential",  # the pool can then be compared with the numbers reserved
@@ -63,6 +67,20 @@ def _get(client: redis.Redis, key: str) -> str:
     return value.decode() if isinstance(value, bytes) else ""
 
 
+def _wait_for_a_pop_of(server: RedisServer, count: int, timeout: float) -> None:
+    """Until an API pops `count` keys at once: `count` requests then wait inside it."""
+    wanted = f"LPOP {POOL} {count}"
+    deadline = time.monotonic() + timeout
+    with server.client() as client, client.monitor() as monitor:
+        while time.monotonic() < deadline:
+            try:
+                if monitor.next_command()["command"] == wanted:
+                    return
+            except redis.TimeoutError:
+                continue
+    raise AssertionError(f"timed out after {timeout}s waiting for {wanted!r}")
+
+
 def _lock_token(processes: Processes, name: str) -> str:
     match = re.search(r"lock_token=(\w+)", processes.log(name))
     assert match, processes.log(name)
@@ -80,7 +98,7 @@ def test_a_refiller_killed_in_the_middle_of_a_push_is_replaced_without_duplicate
     assert 0 < partly_pushed < 100000  # it died inside its first range
 
     processes.refiller("refiller-2", **LONG_RANGES)
-    wait_until(lambda: _llen(redis_server) >= 200000, 30, "the replacement to fill the pool")
+    wait_until(lambda: _llen(redis_server) >= 200000, 60, "the replacement to fill the pool")
 
     keys = redis_server.client().lrange(POOL, 0, -1)
     assert len(keys) == len(set(keys))
@@ -129,11 +147,15 @@ def test_sigterm_lets_an_api_finish_its_in_flight_requests(
     for connection in connections:
         connection.settimeout(15)
         connection.sendall(b"GET /get-key HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    time.sleep(0.5)
+    _wait_for_a_pop_of(redis_server, 20, 5)  # all 20 requests are in flight
     api.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    assert not http_ok(f"http://127.0.0.1:{port}/healthz")  # no new connections
-    processes.refiller(**SMALL_POOL)
+    wait_until(lambda: not http_ok(f"http://127.0.0.1:{port}/healthz"), 5, "no new connections")
+    # Keys arrive only now, while the API shuts down. They are pushed from here rather than
+    # by a refiller process, whose start could outlast the requests' wait on a slow machine.
+    keys = CODEC.encode_range(0, 20)
+    with redis_server.client() as client:
+        PoolWriter(client, PoolNames(POOL)).check()  # stamp the pool for this redis process
+        client.rpush(POOL, *keys)
 
     answers = []
     for connection in connections:
@@ -143,7 +165,9 @@ def test_sigterm_lets_an_api_finish_its_in_flight_requests(
                 answer += chunk
             answers.append(answer)
     assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
-    assert len({answer.rsplit(b"\r\n\r\n", 1)[1] for answer in answers}) == 20
+    served = [answer.rsplit(b"\r\n\r\n", 1)[1] for answer in answers]
+    assert len(set(served)) == 20
+    assert sorted(served) == sorted(keys)
     # uvicorn re-raises the signal once it has shut down cleanly (the Unix convention).
     assert api.wait(15) in (0, -signal.SIGTERM)
 
@@ -158,7 +182,7 @@ def test_sigterm_stops_a_refiller_after_the_chunk_it_is_pushing(
     assert refiller.wait(15) == 0
     length = _llen(redis_server)
     assert length < 100000  # it stopped inside its first range, not at its end
-    assert length % 1000 == 0  # whole chunks only
+    assert length % LONG_CHUNK == 0  # whole chunks only
     assert redis_server.client().lrange(POOL, 0, -1) == CODEC.encode_range(0, length)
     log = processes.log("refiller")
     assert "stopping after the current chunk" in log
@@ -176,8 +200,11 @@ def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
     tokens = {_lock_token(processes, name): name for name in names}
     client = redis_server.client()
 
+    seen: list[str] = []  # the holder's token, as read by the wait (the refill may end after)
+
     def a_refiller_holds_the_lock() -> bool:
-        if _get(client, LOCK):
+        if token := _get(client, LOCK):
+            seen.append(token)
             return True
         if _llen(redis_server) >= 50000:
             client.delete(POOL)  # as if every key was served: a refill starts
@@ -185,7 +212,7 @@ def test_several_refillers_stay_bounded_and_take_over_from_a_dead_lock_holder(
 
     with _PoolWatcher(redis_server) as watcher:
         wait_until(a_refiller_holds_the_lock, 20, "a refiller to take the lock", interval=0.002)
-        holder = tokens[_get(client, LOCK)]
+        holder = tokens[seen[-1]]
         refillers[holder].kill()
         killed = time.monotonic()
         refillers[holder].wait()
@@ -225,8 +252,15 @@ def test_sigterm_stops_a_refiller_waiting_on_a_locked_counter_store(
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # every other connection now waits
     try:
-        waiting = processes.refiller("waiting")
-        time.sleep(2)
+        # The busy line is logged once its busy timeout has passed: by then its SIGTERM
+        # handler is in place (a fixed sleep could signal a child still importing).
+        waiting = processes.refiller("waiting", DEBUG_ENABLED="true")
+        wait_until(
+            lambda: "counter store busy, retrying" in processes.log("waiting"),
+            30,
+            "the refiller to wait for the counter store",
+            interval=0.2,
+        )
         assert waiting.poll() is None, "it waits for the lock rather than giving up"
         waiting.send_signal(signal.SIGTERM)
         assert waiting.wait(15) == 0
