@@ -1,11 +1,12 @@
 """Coalesced, bounded pops from the Redis pool.
 
-Every request that wants keys joins a queue. One pump per process pops, in a single
-`LPOP pool count` (in one MULTI transaction with the stamp check), exactly as many keys as
-the queued requests are missing, hands them out in arrival order, and repeats while requests
-wait. No key is held beyond the requests already waiting. On an empty pool it polls with a
-short backoff until each request's deadline; Redis errors fail the waiting requests at
-once, so every wait is bounded by EMPTY_POOL_WAIT_MS plus one Redis timeout.
+Every request that wants keys joins a queue. One pump per process lets the requests already
+arriving join, then pops, in a single `LPOP pool count` (in one MULTI transaction with the
+stamp check), exactly as many keys as the queued requests are missing, hands them out in
+arrival order, and repeats while requests wait. No key is held beyond the requests already
+waiting. On an empty pool it polls with a short backoff until each request's deadline;
+Redis errors fail the waiting requests at once, so every wait is bounded by
+EMPTY_POOL_WAIT_MS plus one Redis timeout.
 
 The pump talks to Redis on a connection of its own, below the client's per-command layers
 (pool checkout, retry wrapper, script object): that makes a pop two to three times cheaper
@@ -31,6 +32,12 @@ log = logging.getLogger("mini_forge.api")
 
 _POLL_FIRST_SECONDS = 0.002
 _POLL_MAX_SECONDS = 0.025
+# Before each pop the pump yields to the event loop this many times, so that requests on
+# their way in (bytes read but not yet parsed, clients just answered sending their next
+# request) join this pop instead of waiting for the next one. At 64 connections it doubles
+# the keys per pop (about 13 to 26) and lifts /get-key by about 5% (bench/); on an idle
+# process it adds microseconds.
+_GATHER_YIELDS = 8
 
 
 class KeysUnavailableError(Exception):
@@ -121,6 +128,8 @@ class KeySource:
         delay = _POLL_FIRST_SECONDS
         try:
             while self._waiters:
+                for _ in range(_GATHER_YIELDS):
+                    await asyncio.sleep(0)
                 if await self._pop_for_waiters():
                     delay = _POLL_FIRST_SECONDS
                     continue

@@ -7,7 +7,9 @@
 3. `GET /keys?count=100`: keys/s;
 4. the refiller's fill rate from an empty pool to 1,000,000 keys, per KEY_ORDER;
 5. Redis memory per pooled key (INFO memory before and after those 1,000,000 keys);
-6. counter transactions per second while something pops a steady 20,000 keys/s.
+6. counter transactions per second while something pops a steady 20,000 keys/s;
+and, for the ceiling and /get-key, the CPU each request costs the server, Redis and wrk
+(on a small machine they share the cores, so these costs set the rates).
 
 Load comes from wrk (-t2 -c64). The pool is filled before each HTTP run and no refiller runs
 during one, so the HTTP figures are the API's alone. Every figure is the median of --runs
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import redis
 
+from bench.cpu import cpu_seconds, process_tree, waited_children_cpu_seconds
 from bench.report import Row, machine_report, render_markdown, render_table
 from bench.stack import POOL_KEY, Stack
 from bench.wrk import WrkResult, run_wrk
@@ -92,11 +95,37 @@ def measure_fill(stack: Stack, order: str, runs: int) -> tuple[list[float], list
     return rates, bytes_per_key
 
 
+@dataclass(frozen=True)
+class CpuPerRequest:
+    """Microseconds of CPU per successful request, by process, during one wrk run."""
+
+    server: float
+    redis: float
+    wrk: float
+
+
+def metered_wrk(
+    stack: Stack, url: str, seconds: int, server: str
+) -> tuple[WrkResult, CpuPerRequest]:
+    """A wrk run, and the CPU that the server `server`, Redis and wrk spent per request."""
+    processes = [process_tree(stack.pid(server)), [stack.redis_pid]]
+    before = [cpu_seconds(pids) for pids in processes] + [waited_children_cpu_seconds()]
+    result = run_wrk(url, seconds)
+    after = [cpu_seconds(pids) for pids in processes] + [waited_children_cpu_seconds()]
+    served = max(result.requests - result.failed, 1)
+    server_cpu, redis_cpu, wrk_cpu = (
+        (end - start) / served * 1e6 for start, end in zip(before, after, strict=True)
+    )
+    return result, CpuPerRequest(server_cpu, redis_cpu, wrk_cpu)
+
+
 @dataclass
 class HttpRuns:
     ceiling: list[WrkResult]
     get_key: list[WrkResult]
     keys: list[WrkResult]
+    ceiling_cpu: list[CpuPerRequest]
+    get_key_cpu: list[CpuPerRequest]
     pops_per_second: list[float]
     keys_per_pop: list[float]
     redis_usec_per_pop: list[float]
@@ -118,14 +147,17 @@ def measure_http(stack: Stack, runs: int, seconds: int, keys_seconds: int) -> Ht
     stack.fill_pool(get_key_pool, database)
     for url in (ceiling_url, get_key_url, keys_url):  # warm-up: connections, caches
         run_wrk(url, 2)
-    result = HttpRuns([], [], [], [], [], [], [])
+    result = HttpRuns([], [], [], [], [], [], [], [], [])
     for _ in range(runs):
-        result.ceiling.append(run_wrk(ceiling_url, seconds))
+        ceiling, ceiling_cpu = metered_wrk(stack, ceiling_url, seconds, "ceiling")
+        result.ceiling.append(ceiling)
+        result.ceiling_cpu.append(ceiling_cpu)
         stack.fill_pool(get_key_pool, database)
         client.config_resetstat()
-        get_key = run_wrk(get_key_url, seconds)
+        get_key, get_key_cpu = metered_wrk(stack, get_key_url, seconds, "api")
         stats = client.info("commandstats")
         result.get_key.append(get_key)
+        result.get_key_cpu.append(get_key_cpu)
         # A pop is one MULTI/EXEC: EXEC's time includes the stamp check and the LPOP.
         pops = max(int(stats.get("cmdstat_exec", {"calls": 0})["calls"]), 1)
         result.pops_per_second.append(pops / get_key.seconds)
@@ -201,6 +233,11 @@ def rows(
             ">= 1,000,000", at_least(1_000_000)),
         Row(f"{keys} p99", "ms", [run.p99_ms for run in http.keys]),
         Row(f"{keys} failed", "resp.", [run.failed for run in http.keys], "0", at_most(0)),
+        Row("  CPU per request, ceiling: server", "us", [cpu.server for cpu in http.ceiling_cpu]),
+        Row("  CPU per request, ceiling: wrk", "us", [cpu.wrk for cpu in http.ceiling_cpu]),
+        Row("  CPU per request, /get-key: API", "us", [cpu.server for cpu in http.get_key_cpu]),
+        Row("  CPU per request, /get-key: redis", "us", [cpu.redis for cpu in http.get_key_cpu]),
+        Row("  CPU per request, /get-key: wrk", "us", [cpu.wrk for cpu in http.get_key_cpu]),
         Row("  pops per second during /get-key", "pops/s", http.pops_per_second),
         Row("  keys per pop during /get-key", "keys", http.keys_per_pop),
         Row("  redis time per pop (MULTI: stamp check + LPOP)", "us", http.redis_usec_per_pop),

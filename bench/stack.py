@@ -36,6 +36,7 @@ class Stack:
         self.directory = directory
         self.redis = RedisServer(directory / "redis")
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._latest: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> Stack:
         self.redis.start()
@@ -71,6 +72,7 @@ class Stack:
             command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
         )
         self._processes.append(process)
+        self._latest[name] = process
         return process
 
     def refiller(self, name: str, **settings: str) -> subprocess.Popen[bytes]:
@@ -92,6 +94,15 @@ class Stack:
                    "--workers", str(WORKERS), *UVICORN_FLAGS]  # fmt: skip
         self.start("ceiling", command, self.env())
         return self._wait_for(f"http://127.0.0.1:{port}", "/")
+
+    @property
+    def redis_pid(self) -> int:
+        assert self.redis.process is not None, "the stack is not open"
+        return self.redis.process.pid
+
+    def pid(self, name: str) -> int:
+        """The process id of the process started as `name` (the latest one of that name)."""
+        return self._latest[name].pid
 
     def log_path(self, name: str) -> Path:
         return self.directory / f"{name}.log"
