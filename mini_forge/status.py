@@ -65,11 +65,13 @@ class Status:
 
     @property
     def keys_issued(self) -> int | None:
-        """Numbers reserved minus keys still waiting in the pool (lost ranges count as issued)."""
+        """Numbers reserved minus keys waiting in the pool and numbers live refillers hold
+        unpushed (lost ranges count as issued)."""
         if self.counter is None or self.pool is None:
             return None
         pooled = self.pool.length if self.pool.valid else 0
-        return self.counter.position - pooled
+        held = sum(int(refiller.get("unpushed", 0)) for refiller in self.refillers)
+        return self.counter.position - pooled - held
 
     @property
     def rate(self) -> float | None:

@@ -101,7 +101,7 @@ class Refiller:
                 extra={"discarded_keys": state.discarded, "run_id": state.run_id},
             )
         self._metrics.pool_length = state.length
-        self._reporter.tick(state.length, self._numbers_released)
+        self._reporter.tick(state.length, self._unpushed(), self._store.position)
         if self._exhausted:
             self._writer.mark_exhausted()
             return
@@ -154,11 +154,10 @@ class Refiller:
         self._metrics.pushed(len(keys), length)
         return length
 
-    def _numbers_released(self) -> int:
-        """The counter position less what this refiller still holds unpushed."""
+    def _unpushed(self) -> int:
+        """How many numbers of the range this refiller holds are not in the pool yet."""
         held = self._held
-        unpushed = 0 if held is None else max(held.numbers.end - self._chunk_start(held), 0)
-        return self._store.position() - unpushed
+        return 0 if held is None else max(held.numbers.end - self._chunk_start(held), 0)
 
     def _chunk_start(self, held: _HeldRange) -> int:
         return held.numbers.start + held.next_chunk * self._settings.PUSH_CHUNK_SIZE

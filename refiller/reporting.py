@@ -38,27 +38,28 @@ class StatusReporter:
         self._names = names
         self._token = token
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._heartbeat = json.dumps({"refiller": self._identity, **settings})
+        self._heartbeat = {"refiller": self._identity, **settings}
         self._next_heartbeat = 0.0
         self._next_sample = 0.0
 
-    def tick(self, pool_length: int, position: Callable[[], int]) -> None:
+    def tick(self, pool_length: int, unpushed: int, position: Callable[[], int]) -> None:
         """Heartbeat and issued-keys reading, each when due.
 
-        `position` gives the numbers that left the counter store and this refiller's hands
-        (pushed, or lost in a crash); less the pool length, that is the keys issued.
+        `unpushed` is the rest of the range this refiller holds: reserved, not in the pool
+        yet, so not issued. `position()` is the counter store's position; less the numbers
+        held unpushed and the pool length, that is the keys issued (lost ranges included).
         """
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._client.set(
                 self._names.refiller_heartbeat(self._token),
-                self._heartbeat,
+                json.dumps({**self._heartbeat, "unpushed": unpushed}),
                 ex=HEARTBEAT_TTL_SECONDS,
             )
         if now >= self._next_sample:
             self._next_sample = now + SAMPLE_SECONDS
-            issued = position() - pool_length
+            issued = position() - unpushed - pool_length
             pipeline = self._client.pipeline(transaction=True)
             pipeline.lpush(self._names.issued_samples, f"{time.time():.3f} {issued}")
             pipeline.ltrim(self._names.issued_samples, 0, SAMPLES_KEPT - 1)

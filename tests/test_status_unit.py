@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mini_forge.status import Status, read_status, render_text
 from refiller.counter import CounterReading
+from refiller.reporting import StatusReporter
 from shared.pool import PoolNames, PoolReading
 from shared.settings import load_settings
 from tests.support import RedisServer
@@ -67,3 +68,20 @@ def test_read_status_takes_watermarks_from_a_live_refiller_heartbeat(
     assert [r["refiller"] for r in reading.refillers] == ["h:1"]
     assert (reading.low_watermark, reading.target) == (7, 70)
     assert reading.counter_error is not None and "no such file" in reading.counter_error
+
+
+def test_numbers_a_live_refiller_holds_unpushed_are_not_issued(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    names = PoolNames("mini-forge:pool")
+    reporter = StatusReporter(client, names, "abc", {"low_watermark": 10, "target": 100})
+    # 1,040 numbers reserved, 40 in the pool, 300 still held by the refiller: 700 issued.
+    reporter.tick(40, 300, lambda: 1040)
+    settings = load_settings({"DATABASE_URL": "sqlite:////nonexistent/c.db"}, dotenv_path=None)
+    reading = read_status(settings, client)
+    assert [r["unpushed"] for r in reading.refillers] == [300]
+    (sample,) = client.lrange(names.issued_samples, 0, -1)
+    assert sample.split()[1] == b"700"
+
+    reading.counter = CounterReading(position=1040, key_length=2)
+    reading.pool = PoolReading(valid=True, length=40, exhausted=False)
+    assert reading.keys_issued == 700
