@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import redis
 
@@ -42,12 +44,34 @@ def port_taken(host: str, port: int) -> bool:
         return False
 
 
+class RedisRefusedError(Exception):
+    """Something listens at REDIS_URL but does not answer as a Redis that lets us in."""
+
+
 def redis_answers(url: str) -> bool:
+    """True when a Redis answers PING at `url`, False when nothing listens there.
+
+    Raises RedisRefusedError when something listens but refuses (a wrong password, or not
+    a Redis at all): starting a private Redis then would silently hide the mistake.
+    """
     try:
         client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         with client:
             return bool(client.ping())
-    except (redis.RedisError, ValueError, OSError):
+    except (redis.RedisError, ValueError, OSError) as error:
+        if _something_listens(url):
+            raise RedisRefusedError(str(error) or type(error).__name__) from None
+        return False
+
+
+def _something_listens(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return Path(parts.path).exists()
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or 6379), 0.5):
+            return True
+    except (OSError, ValueError):
         return False
 
 
@@ -84,7 +108,18 @@ def run_up(settings: Settings, api_instances: int) -> int:
     env = dict(os.environ)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     redis_url = settings.REDIS_URL
-    if not redis_answers(redis_url):
+    try:
+        redis_found = redis_answers(redis_url)
+    except RedisRefusedError as refusal:
+        print(
+            f"mini-forge: something listens at {redact_url(redis_url)} but does not let us in"
+            f" as a Redis ({refusal}): fix REDIS_URL, or point it where nothing listens to get"
+            " a private redis-server",
+            file=sys.stderr,
+        )
+        return 1
+    private_redis = not redis_found
+    if private_redis:
         if shutil.which("redis-server") is None:
             print(
                 f"mini-forge: no Redis answers at {redact_url(redis_url)} and redis-server is"
@@ -109,12 +144,17 @@ def run_up(settings: Settings, api_instances: int) -> int:
         redis_port = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs.get(
             "port", 6379
         )
+        redis_origin = (
+            f"a private redis-server (nothing answered at {redact_url(settings.REDIS_URL)})"
+            if private_redis
+            else redact_url(redis_url)
+        )
         print(
-            "mini-forge is up:\n"
+            f"mini-forge is up, with {redis_origin}:\n"
             + "".join(f"  curl http://{settings.HOST}:{port}/get-key\n" for port in ports)
             + f"  watch the pool: redis-cli -p {redis_port} LLEN {settings.POOL_KEY}\n"
-            + f"  status: REDIS_URL={redact_url(redis_url)} mini-forge status --watch\n"
-            "  Ctrl-C stops everything.",
+            + f"  status: REDIS_URL={redact_url(redis_url)} {_own_command()} status --watch\n"
+            "  Ctrl-C stops everything (and so does any part exiting).",
             flush=True,
         )
         while True:
@@ -145,3 +185,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _own_command() -> str:
+    """How to call `mini-forge` from here: `.venv/bin/` is not on a `make run` user's PATH."""
+    script = Path(sys.executable).parent / "mini-forge"
+    if not script.exists():
+        return "mini-forge"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative

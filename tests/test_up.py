@@ -28,6 +28,7 @@ def up_command(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
             **os.environ,
             "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing answers there
             "DATABASE_URL": f"sqlite:///{tmp_path / 'counter.db'}",
+            "PORT": str(two_free_ports()),  # not 8080: a user's `make run` may hold it
             "PYTHONUNBUFFERED": "1",
             **env,
         },
@@ -71,7 +72,9 @@ def test_up_starts_a_private_redis_a_refiller_and_apis_and_stops_them(tmp_path: 
     up = up_command(tmp_path, PORT=str(port))
     try:
         banner, output = read_banner(up)
+        assert "with a private redis-server (nothing answered at redis://127.0.0.1:" in banner
         assert f"curl http://127.0.0.1:{port}/get-key" in banner
+        assert " .venv/bin/mini-forge status --watch" in banner  # not on a user's PATH
         assert f"curl http://127.0.0.1:{port + 1}/get-key" in banner
         redis_port = re.search(r"redis-cli -p (\d+) LLEN mini-forge:pool", banner)
         assert redis_port is not None
@@ -121,3 +124,24 @@ def test_up_with_a_port_in_use_says_so_and_starts_nothing(tmp_path: Path) -> Non
         f"mini-forge: cannot listen on 127.0.0.1 port {taken} (in use or out of range);"
         f" the API instances need ports {taken}-{taken + 1}: set PORT to another base port"
     ]
+
+
+def test_up_with_something_else_at_redis_url_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as not_redis:
+        url = f"redis://127.0.0.1:{not_redis.getsockname()[1]}/0"
+
+        def answer_like_a_web_server() -> None:
+            while True:
+                try:
+                    connection, _ = not_redis.accept()
+                except OSError:  # closed at the end of the test
+                    return
+                with connection:
+                    connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+        up = up_command(tmp_path, REDIS_URL=url)
+        output, _ = up.communicate(timeout=30)
+    assert up.returncode == 1
+    (line,) = output.strip().splitlines()
+    assert line.startswith(f"mini-forge: something listens at {url} but does not let us in")
