@@ -87,6 +87,7 @@ class KeySource:
         self._exec = b"".join(connection.pack_command("EXEC"))
         self._waiters: deque[_Waiter] = deque()
         self._pump_task: asyncio.Task[None] | None = None
+        self._redis_down = False
 
     async def take(self, count: int = 1) -> list[bytes]:
         """Exactly `count` distinct keys as ASCII bytes, or KeysUnavailableError in time."""
@@ -158,10 +159,19 @@ class KeySource:
         try:
             status, keys = await self._pop(wanted)
         except RedisError as error:
-            self._fail_all(KeysUnavailableError("redis-unavailable", f"redis error: {error}"))
+            # Clients learn only that Redis is away; where and why is for the operator's log.
+            if not self._redis_down:
+                log.warning("redis unavailable; /get-key answers 503 until it is back: %s", error)
+            self._redis_down = True
+            self._fail_all(
+                KeysUnavailableError("redis-unavailable", "redis is unavailable; retry shortly")
+            )
             return True
         finally:
             metrics.POP_SECONDS.observe(time.perf_counter() - started)
+        if self._redis_down:
+            log.info("redis reachable again")
+            self._redis_down = False
         if status == POOL_STALE:
             self._fail_all(
                 KeysUnavailableError(

@@ -75,6 +75,7 @@ def test_redis_down_answers_503_within_a_second_and_a_half(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"] == "redis-unavailable"
+    assert str(redis_server.port) not in response.text  # where Redis lives is not the client's
     assert elapsed < 1.5
 
 
