@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+# The name of the one counter row every store keeps.
+COUNTER_NAME = "keys"
+
 
 class CounterStoreError(Exception):
     """The counter store is unusable (corrupt, unreadable, tampered with); one clear line."""

@@ -27,6 +27,7 @@ from psycopg.rows import TupleRow
 
 from refiller.backoff import Backoff
 from refiller.counter import (
+    COUNTER_NAME,
     CounterReading,
     CounterStoreError,
     Range,
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _Connection = psycopg.Connection[TupleRow]
 
-COUNTER_NAME = "keys"
 _TABLES = frozenset({"mini_forge_counter", "mini_forge_mapping"})
 _CREATE_SCHEMA = (
     "CREATE TABLE mini_forge_counter (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",

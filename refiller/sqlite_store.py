@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from refiller.counter import (
+    COUNTER_NAME,
     CounterReading,
     CounterStoreError,
     Range,
@@ -31,7 +32,6 @@ from shared.codec import KeyCodec
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-COUNTER_NAME = "keys"
 BUSY_TIMEOUT_MS = 5000
 _LOCKED_RETRY_SECONDS = 0.05
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
+import httpx
 import redis
 
 import mini_forge.up
@@ -162,6 +163,13 @@ def http_ok(url: str) -> bool:
         return False
     finally:
         connection.close()
+
+
+def pool_full(base: str, target: int, headers: Mapping[str, str] | None = None) -> bool:
+    """/readyz answers 200 with `target` keys in the pool: tests that count keys start here,
+    not at the first key (the refiller may still be pushing)."""
+    response = httpx.get(f"{base}/readyz", headers=headers, timeout=5)
+    return response.status_code == 200 and response.json()["pool_length"] == target
 
 
 def ci_is_set() -> bool:

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.pool import PoolNames
-from tests.support import ROOT, Processes, RedisServer, free_port, wait_until
+from tests.support import ROOT, Processes, RedisServer, free_port, pool_full, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -50,12 +50,6 @@ def ready(base: str, headers: dict[str, str] | None = None) -> bool:
     return httpx.get(f"{base}/readyz", headers=headers, timeout=5).status_code == 200
 
 
-def pool_full(base: str) -> bool:
-    """Ready with the whole POOL_TARGET pushed: tests that count keys start from here."""
-    response = httpx.get(f"{base}/readyz", timeout=5)
-    return response.status_code == 200 and response.json()["pool_length"] == 3000
-
-
 def readyz(base: str) -> tuple[int, str]:
     response = httpx.get(f"{base}/readyz", timeout=5)
     return response.status_code, response.json().get("error", "")
@@ -76,7 +70,7 @@ def test_api_metrics_count_keys_and_503s_across_workers(
 
     metrics_port = free_port()
     processes.refiller(METRICS_PORT=str(metrics_port), **SMALL_POOL)
-    wait_until(lambda: pool_full(base), 20, "a full pool")
+    wait_until(lambda: pool_full(base, 3000), 20, "a full pool")
     keys = {httpx.get(f"{base}/get-key", timeout=5).text for _ in range(20)}
     assert len(keys) == 20
     for _ in range(4):  # scrapes land on either worker; each one sees the sum of both
@@ -178,7 +172,7 @@ def test_status_reports_a_running_system(
     base = f"http://127.0.0.1:{port}"
     refiller = processes.refiller(**SMALL_POOL)
     processes.api(port)
-    wait_until(lambda: pool_full(base), 20, "a full pool")
+    wait_until(lambda: pool_full(base, 3000), 20, "a full pool")
     for _ in range(25):
         assert httpx.get(f"{base}/get-key", timeout=5).status_code == 200
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from refiller import postgres_store
-from refiller.counter import CounterStoreError, Range, open_counter_store
+from refiller.counter import CounterStore, CounterStoreError, Range, open_counter_store
 from shared.settings import SettingsError, load_settings
 from tests.cutting_proxy import CuttingProxy
 from tests.postgres import PASSWORD, PORT, run_sql
@@ -132,13 +132,16 @@ def test_a_connection_lost_mid_transaction_is_retried_from_a_fresh_read(
     store.close()
 
 
+def _store_behind_a_cutting_proxy(postgres_url: str) -> tuple[CuttingProxy, CounterStore]:
+    proxy = CuttingProxy(PORT)
+    url = postgres_url.replace(f":{PORT}/", f":{proxy.port}/")
+    return proxy, open_counter_store(url, KEYSPACE, MAPPING)
+
+
 def test_a_commit_whose_reply_is_lost_never_leads_to_a_reused_range(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proxy = CuttingProxy(PORT)
-    store = open_counter_store(
-        postgres_url.replace(f":{PORT}/", f":{proxy.port}/"), KEYSPACE, MAPPING
-    )
+    proxy, store = _store_behind_a_cutting_proxy(postgres_url)
     assert store.reserve(10) == Range(0, 10)
     proxy.cut_after_commit()
     # [10, 20) was committed but the store never heard so: it is a gap, never handed out.
@@ -151,10 +154,7 @@ def test_a_commit_whose_reply_is_lost_never_leads_to_a_reused_range(
 
 
 def test_a_commit_that_never_arrived_is_retried_in_full(postgres_url: str) -> None:
-    proxy = CuttingProxy(PORT)
-    store = open_counter_store(
-        postgres_url.replace(f":{PORT}/", f":{proxy.port}/"), KEYSPACE, MAPPING
-    )
+    proxy, store = _store_behind_a_cutting_proxy(postgres_url)
     assert store.reserve(10) == Range(0, 10)
     proxy.cut_before_commit()
     # The server rolled [10, 20) back, so nobody holds it: taking it again is no reuse.

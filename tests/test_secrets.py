@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support import ROOT, Processes, RedisServer, free_port, http_ok, wait_until
+from tests.support import ROOT, Processes, RedisServer, free_port, http_ok, pool_full, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -91,7 +91,7 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
     try:
         processes.refiller()
         processes.api(port)
-        wait_until(lambda: pool_full(base, good), 20, "a full pool")
+        wait_until(lambda: pool_full(base, 3000, good), 20, "a full pool")
         assert httpx.get(f"{base}/get-key", headers=good, timeout=5).status_code == 200
         assert httpx.get(f"{base}/get-key", timeout=5).status_code == 401
         assert httpx.get(f"{base}/metrics", headers=good, timeout=5).status_code == 200
@@ -115,12 +115,6 @@ def test_no_secret_in_any_log_line_or_status(tmp_path: Path, password_redis: Pas
     for text in (logs, *outputs):
         for secret in (TOKEN, PASSWORD, quote(PASSWORD, safe="")):
             assert secret not in text
-
-
-def pool_full(base: str, headers: dict[str, str]) -> bool:
-    """Ready with the whole POOL_TARGET pushed: the test counts keys from here."""
-    response = httpx.get(f"{base}/readyz", headers=headers, timeout=5)
-    return response.status_code == 200 and response.json()["pool_length"] == 3000
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
